@@ -1,0 +1,125 @@
+"""The Python API behind the CLI: train, evaluate, generate, show a config.
+
+Each function takes plain arguments and returns plain values, so tests (and notebooks) can
+call it directly; `rnncli.cli` only parses arguments, calls one of these and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+
+from rnncli import checkpoint
+from rnncli.config import dump_config, load_config
+from rnncli.errors import RunError
+from rnncli.tasks import task_module
+from rnncli.trainer import Trainer, seed_everything, select_device
+
+# Keys that must not change when a run is resumed: they define the model, the data and its order.
+_FIXED_ON_RESUME = ("task", "data", "model", "trainer.batch_size", "trainer.bptt", "trainer.seed")
+
+
+def show_config(config_path: str, overrides: list[str] = ()) -> str:
+    return dump_config(load_config(config_path, overrides))
+
+
+def run_directory(cfg: dict) -> Path:
+    name = cfg["run"]["name"] or time.strftime("%Y%m%d-%H%M%S") + f"-{cfg['task']}-{cfg['model']['cell']}"
+    return Path(cfg["run"]["dir"]) / name
+
+
+def train(config_path: str | None = None, overrides: list[str] = (), resume: str | None = None,
+          show_progress: bool = True) -> dict:
+    """Train from a config (or continue `resume`, a run directory); returns the summary dict."""
+    if config_path is None and resume is None:
+        raise RunError("give a CONFIG file, or --resume RUN_DIR to continue a run")
+    ckpt = None
+    if resume is not None:
+        run_dir = Path(resume)
+        ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
+        cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
+        _check_resumable(ckpt["config"], cfg, run_dir)
+    else:
+        cfg = load_config(config_path, overrides)
+        run_dir = run_directory(cfg)
+        _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
+    seed_everything(cfg["trainer"]["seed"])
+    device = select_device(cfg["trainer"]["device"])
+    task = task_module(cfg["task"]).build(cfg, device)
+    (run_dir / "config.yaml").write_text(dump_config(cfg))
+    (run_dir / "vocab.json").write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+    if ckpt is not None:
+        trainer.restore(ckpt)
+    summary = trainer.fit(resumed=ckpt is not None)
+    return summary
+
+
+def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
+    return load_config(run_dir / "config.yaml", overrides)
+
+
+def _flatten(cfg: dict) -> dict:
+    flat = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _check_resumable(saved: dict, new: dict, run_dir: Path) -> None:
+    old, cur = _flatten(saved), _flatten(new)
+    changed = sorted(k for k in old.keys() | cur.keys()
+                     if old.get(k) != cur.get(k) and any(k == f or k.startswith(f + ".") for f in _FIXED_ON_RESUME))
+    if changed:
+        detail = "; ".join(f"{k}: {old.get(k)!r} -> {cur.get(k)!r}" for k in changed)
+        raise RunError(f"cannot resume {run_dir}: the config changed keys that define the model or data: {detail}")
+
+
+def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    has_ckpt = any((run_dir / f"{n}.pt").exists() for n in ("last", "best"))
+    if has_ckpt and not overwrite:
+        raise RunError(
+            f"{run_dir} already holds a trained run. Continue it with --resume {run_dir}, start afresh with "
+            f"--set run.overwrite=true, or pick another --set run.name=..."
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("last.pt", "best.pt", "metrics.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def load_run(run_dir: str, which: str = "best", data_file: str | None = None, device: str = "auto"):
+    """Rebuild the task of a trained run from its checkpoint (`best` or `last`)."""
+    ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
+    cfg = ckpt["config"]
+    dev = select_device(device)
+    task = task_module(cfg["task"]).restore(cfg, ckpt["task_state"], ckpt["model"], dev, data_file)
+    return cfg, task, ckpt
+
+
+def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best") -> dict:
+    """Metrics of a trained run on one of its splits, or on another file (`data_file`)."""
+    cfg, task, ckpt = load_run(run_dir, which, data_file)
+    task.load_data()
+    metrics = task.evaluate("file" if data_file else split)
+    return {"run": str(run_dir), "checkpoint_step": ckpt["trainer"]["step"],
+            "split": data_file or split, **metrics}
+
+
+def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+             on_text: Callable[[str], None] | None = None, which: str = "best") -> str:
+    """Sample text from a trained language model run."""
+    cfg, task, _ = load_run(run_dir, which)
+    module = task_module(cfg["task"])
+    if not hasattr(module, "generate"):
+        raise RunError(f"{run_dir} is a '{cfg['task']}' run; generate works for char_lm runs")
+    return module.generate(task.model, task.vocab, prompt, length, temperature, top_k, top_p, greedy, seed,
+                           on_text)

@@ -1,0 +1,1 @@
+"""Data readers, vocabularies and batching shared by the tasks."""

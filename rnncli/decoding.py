@@ -1,0 +1,49 @@
+"""Choosing the next token from a model's logits: greedy, temperature, top-k and top-p sampling.
+
+Decoding is plain functions over logits and a model's `step`; no state lives on the model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnncli.errors import RnncliError
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not temperature > 0:
+        raise RnncliError(f"--temperature {temperature}: must be > 0 (use --greedy for argmax decoding)")
+    if top_k is not None and top_k < 1:
+        raise RnncliError(f"--top-k {top_k}: must be >= 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise RnncliError(f"--top-p {top_p}: must be in (0, 1]")
+
+
+def next_token(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """logits (B, V) -> token ids (B,)."""
+    if greedy:
+        return logits.argmax(dim=-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        logits = _nucleus(logits, top_p)
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability mass reaches top_p (always >= 1 token)."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+    drop = cumulative - torch.softmax(sorted_logits, dim=-1) >= top_p  # mass before this token
+    sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)

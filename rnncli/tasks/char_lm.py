@@ -1,0 +1,210 @@
+"""Task `char_lm`: character-level language modelling (one-to-many generation).
+
+    data    one text file cut in order into train/val/test fractions, or separate files;
+            a character vocabulary; B parallel streams cut into BPTT windows (data/text.py)
+    model   embedding -> recurrent stack (any zoo cell) -> dropout -> linear over characters
+    loss    cross-entropy of the next character, hidden state carried across windows and
+            detached (stateful truncated BPTT), reset at each epoch
+    metrics loss in nats/char, bits per char (loss / ln 2), perplexity (exp loss)
+    decode  `generate`: the prompt primes the state, then sample one character at a time
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rnncli.config import Field, recurrent_model_fields
+from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
+from rnncli.decoding import check_sampling, next_token
+from rnncli.errors import ConfigError, DataError
+from rnncli.layers import Recurrent, detach_state
+
+
+def _has_path(cfg: dict) -> bool:
+    return cfg["data"].get("path") is not None
+
+
+SCHEMA = {
+    "data": {
+        "path": Field("str", None, "one text file, cut in order into `split` fractions", nullable=True),
+        "split": Field(
+            "floats", [0.9, 0.05, 0.05], "train/val/test fractions of `path`, taken in order", min=0, max=1,
+            when=_has_path, when_text="data.path is set",
+        ),
+        "train": Field("str", None, "training text file (instead of `path`)", nullable=True),
+        "val": Field("str", None, "validation text file", nullable=True),
+        "test": Field("str", None, "test text file", nullable=True),
+        "encoding": Field("str", "utf-8", "text encoding of the files"),
+    },
+    "model": {
+        "embedding_dim": Field("int", 64, "character embedding size", min=1),
+        **recurrent_model_fields(bidirectional=False),
+    },
+    "trainer": {
+        "bptt": Field("int", 100, "truncated-BPTT window length in characters", min=1),
+    },
+}
+
+
+def check(cfg: dict, where: Callable[..., str]) -> None:
+    """Cross-key rules the per-key schema cannot express."""
+    d = cfg["data"]
+    if (d["path"] is None) == (d["train"] is None):
+        raise ConfigError(f"{where('data')}: set either data.path (one file with data.split) or data.train "
+                          f"(+ data.val, data.test), not both and not neither")
+    if d["path"] is not None:
+        split = d["split"]
+        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
+            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
+                              f"fractions summing to 1, with train and val > 0 (e.g. [0.9, 0.05, 0.05])")
+    elif d["val"] is None:
+        raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
+
+
+# --------------------------------------------------------------------------- data
+def load_splits(data: dict) -> dict[str, str]:
+    """split name -> text, as the data section describes."""
+    if data["path"] is not None:
+        text = read_text(data["path"], data["encoding"])
+        return dict(zip(("train", "val", "test"), split_text(text, data["split"])))
+    return {s: read_text(data[s], data["encoding"]) for s in ("train", "val", "test") if data[s] is not None}
+
+
+# --------------------------------------------------------------------------- model
+class CharLM(nn.Module):
+    """Embedding -> recurrent stack -> dropout -> linear over the vocabulary."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, cell: str, hidden_size: int, num_layers: int,
+                 dropout: float, **cell_options):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = Recurrent(cell, embedding_dim, hidden_size, num_layers, dropout=dropout, **cell_options)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, x: torch.Tensor, state=None):
+        """x (B, T) ids -> logits (B, T, V) and the final state."""
+        out, state = self.rnn(self.embedding(x), state=state)  # (B, T, H)
+        return self.head(self.dropout(out)), state
+
+
+def build_model(vocab_size: int, m: dict) -> CharLM:
+    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    return CharLM(vocab_size, m["embedding_dim"], m["cell"], m["hidden_size"], m["num_layers"],
+                  m["dropout"], **options)
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass
+class CharLMTask:
+    model: CharLM
+    vocab: CharVocab
+    splits: dict[str, torch.Tensor]  # split -> ids (N,) on the device
+    batch_size: int
+    bptt: int
+    metric: str = "loss"
+    higher_is_better: bool = False
+
+    def num_train_batches(self) -> int:
+        return len(self.train_batches(0))
+
+    def train_batches(self, epoch: int) -> BPTTWindows:
+        return BPTTWindows(batchify(self.splits["train"], self.batch_size), self.bptt)
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, batch, carry):
+        x, y = batch
+        logits, state = self.model(x, carry)
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        return loss, detach_state(state), x.numel()
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        if split not in self.splits or self.splits[split].numel() < 2:
+            raise DataError(f"this run has no {split} split (or it is shorter than 2 characters)")
+        return stream_metrics(self.model, self.splits[split], self.batch_size, self.bptt)
+
+    def state(self) -> dict:
+        return {"chars": self.vocab.chars}
+
+
+@torch.no_grad()
+def stream_metrics(model: CharLM, ids: torch.Tensor, batch_size: int, bptt: int) -> dict[str, float]:
+    """Average next-character loss over a whole stream, state carried across windows."""
+    model.eval()
+    streams = max(1, min(batch_size, (ids.numel() - 1) // bptt))
+    total, count, state = 0.0, 0, None
+    for x, y in BPTTWindows(batchify(ids, streams), bptt):
+        logits, state = model(x, state)
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
+        count += y.numel()
+    loss = total / count
+    return {"loss": loss, "bpc": loss / math.log(2), "ppl": math.exp(loss), "chars": count}
+
+
+def build(cfg: dict, device: torch.device) -> CharLMTask:
+    """Config -> data, vocabulary, model and task, ready to train."""
+    texts = load_splits(cfg["data"])
+    if len(texts["train"]) < 2:
+        raise DataError("the training text is empty (check data.path / data.split)")
+    vocab = CharVocab.from_texts(*texts.values())
+    splits = {s: vocab.encode(t).to(device) for s, t in texts.items() if t}
+    model = build_model(len(vocab), cfg["model"]).to(device)
+    return CharLMTask(model, vocab, splits, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
+
+
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
+            data_file: str | None = None) -> CharLMTask:
+    """Rebuild a trained task from a checkpoint: the saved vocabulary, weights, and data on demand."""
+    vocab = CharVocab(task_state["chars"])
+    model = build_model(len(vocab), cfg["model"]).to(device)
+    model.load_state_dict(model_state)
+    task = CharLMTask(model, vocab, {}, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
+    task.load_data = lambda: _load_eval_data(task, cfg, device, data_file)
+    return task
+
+
+def _load_eval_data(task: CharLMTask, cfg: dict, device, data_file: str | None) -> None:
+    if data_file is not None:
+        text = read_text(data_file, cfg["data"]["encoding"])
+        task.splits = {"file": task.vocab.encode(text, source=data_file).to(device)}
+    else:
+        task.splits = {s: task.vocab.encode(t, source=f"{s} split").to(device)
+                       for s, t in load_splits(cfg["data"]).items() if t}
+
+
+# --------------------------------------------------------------------------- decode
+@torch.no_grad()
+def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperature: float = 1.0,
+             top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+             seed: int | None = None, on_text: Callable[[str], None] | None = None) -> str:
+    """Prime the state with `prompt`, then sample `length` characters; `on_text` streams them."""
+    check_sampling(temperature, top_k, top_p)
+    if not prompt:
+        raise DataError("the prompt is empty: give at least one character to start from")
+    missing = vocab.missing(prompt)
+    if missing:
+        raise DataError(f"prompt characters not in the run's vocabulary: {' '.join(map(repr, missing))} "
+                        f"(the vocabulary has {len(vocab)} characters)")
+    model.eval()
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed if seed is not None else torch.seed())
+    ids = vocab.encode(prompt).to(device).unsqueeze(0)  # (1, P)
+    logits, state = model(ids)
+    out = []
+    for _ in range(length):
+        token = next_token(logits[:, -1], temperature, top_k, top_p, greedy, generator)  # (1,)
+        char = vocab.chars[token.item()]
+        out.append(char)
+        if on_text is not None:
+            on_text(char)
+        logits, state = model(token.view(1, 1), state)
+    return "".join(out)

@@ -1,0 +1,291 @@
+"""The task-agnostic training loop.
+
+Reading order: `Trainer.fit` runs epochs of `_train_step`s; every `val_every` steps (and at each
+epoch end) `_validate` scores the model, keeps `best.pt` and `last.pt`, and decides on early
+stopping. Everything the loop needs from a task is the `Task` protocol (rnncli/tasks/base.py).
+
+Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
+the data position (epoch, next batch index) and the task's carried state, so
+`N steps + resume + N steps` reproduces `2N steps` step for step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from rnncli import checkpoint
+from rnncli.errors import TrainingError
+from rnncli.progress import Progress
+
+
+# --------------------------------------------------------------------------- optimizer, schedule
+def build_optimizer(params, t: dict) -> torch.optim.Optimizer:
+    lr, wd = t["lr"], t["weight_decay"]
+    if t["optimizer"] == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if t["optimizer"] == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=t["momentum"], weight_decay=wd)
+    return torch.optim.RMSprop(params, lr=lr, momentum=t["momentum"], weight_decay=wd)
+
+
+def scheduled_lr(t: dict, step: int, total_steps: int, plateau_factor: float) -> float:
+    """Learning rate for optimizer step `step` (0-based): warmup x schedule x plateau factor."""
+    lr = t["lr"]
+    if t["warmup_steps"] and step < t["warmup_steps"]:
+        return lr * (step + 1) / t["warmup_steps"] * plateau_factor
+    after = step - t["warmup_steps"]
+    if t["schedule"] == "step":
+        lr *= t["gamma"] ** (after // t["step_size"])
+    elif t["schedule"] == "cosine":
+        span = max(1, total_steps - t["warmup_steps"])
+        progress = min(1.0, after / span)
+        lr = t["min_lr"] + (lr - t["min_lr"]) * 0.5 * (1 + math.cos(math.pi * progress))
+    return lr * plateau_factor
+
+
+def select_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("trainer.device = cuda, but torch sees no CUDA device (use auto or cpu)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("trainer.device = mps, but this machine has no MPS device (use auto or cpu)")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------- state and logs
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_index: int = 0  # next batch of the current epoch
+    best: float | None = None  # best validation metric so far
+    best_step: int | None = None
+    bad_validations: int = 0  # validations since the best one (early stopping)
+    plateau_best: float | None = None
+    plateau_bad: int = 0
+    lr_factor: float = 1.0  # reduce-on-plateau multiplier
+
+
+class MetricsLog:
+    """Appends one JSON object per line to metrics.jsonl."""
+
+    def __init__(self, path: Path, resume_step: int | None = None):
+        self.path = path
+        if resume_step is not None and path.exists():  # drop records past the checkpoint
+            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            path.write_text("".join(line + "\n" for line in kept))
+        elif resume_step is None:
+            path.write_text("")
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+class _StopOnSignal:
+    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+# --------------------------------------------------------------------------- the loop
+class Trainer:
+    def __init__(self, task, cfg: dict, run_dir: Path, config_path: str = "CONFIG", show_progress: bool = True):
+        self.task, self.cfg, self.t = task, cfg, cfg["trainer"]
+        self.run_dir = Path(run_dir)
+        self.config_path = config_path
+        self.model = task.model
+        self.optimizer = build_optimizer(self.model.parameters(), self.t)
+        self.state = TrainState()
+        self.carry = None
+        self._window = None  # running sums since the last log line
+        self.show_progress = show_progress
+        n = task.num_train_batches()
+        total = (self.t["epochs"] or math.inf) * n
+        self.total_steps = int(min(total, self.t["max_steps"] or math.inf))
+        if self.total_steps == 0 or math.isinf(total) and not self.t["max_steps"]:
+            raise TrainingError("set trainer.epochs or trainer.max_steps (and give the task training data)")
+
+    # ---- checkpoints
+    def restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.state = TrainState(**ckpt["trainer"])
+        self.carry = ckpt["carry"]
+        checkpoint.set_rng_state(ckpt["rng"])
+
+    def _save(self, name: str) -> None:
+        ckpt = {
+            "format_version": checkpoint.FORMAT_VERSION,
+            "config": self.cfg,
+            "task_state": self.task.state(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "trainer": asdict(self.state),
+            "rng": checkpoint.rng_state(),
+            "carry": self.carry,
+        }
+        checkpoint.save_atomic(ckpt, self.run_dir / f"{name}.pt")
+
+    # ---- main loop
+    def fit(self, resumed: bool = False) -> dict:
+        s, t = self.state, self.t
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
+        self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
+        stopped = "finished"
+        try:
+            with _StopOnSignal() as stop:
+                stopped = self._epochs(stop)
+        finally:
+            self.progress.close()
+        return self._finish(stopped)
+
+    def _epochs(self, stop: _StopOnSignal) -> str:
+        s, t = self.state, self.t
+        while s.step < self.total_steps:
+            batches = self.task.train_batches(s.epoch)
+            if s.batch_index == 0:
+                self.carry = self.task.initial_carry()
+            for index in range(s.batch_index, len(batches)):
+                self._train_step(batches[index])
+                s.batch_index = index + 1
+                if s.step % t["val_every"] == 0 and self._validate():
+                    return "early stopping"
+                if stop.requested:
+                    self._save("last")
+                    return "interrupted"
+                if s.step >= self.total_steps:
+                    break
+            if s.batch_index >= len(batches):
+                s.epoch, s.batch_index = s.epoch + 1, 0
+                if s.step % t["val_every"] != 0 and self._validate():
+                    return "early stopping"
+        if s.step % t["val_every"] != 0 and s.batch_index != 0:
+            self._validate()
+        return "finished"
+
+    def _train_step(self, batch) -> None:
+        s, t = self.state, self.t
+        if self._window is None or s.step % t["log_every"] == 0:
+            self._window = {"loss": 0.0, "steps": 0, "tokens": 0, "start": time.perf_counter()}
+        lr = scheduled_lr(t, s.step, self.total_steps, s.lr_factor)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.train()
+        loss, self.carry, n_tokens = self.task.train_step(batch, self.carry)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            self._diverged(f"loss became {loss_value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = self._clip()
+        if not math.isfinite(grad_norm):
+            self._diverged(f"gradient norm became {grad_norm}")
+        self.optimizer.step()
+        s.step += 1
+        w = self._window
+        w["loss"] += loss_value
+        w["steps"] += 1
+        w["tokens"] += n_tokens
+        record = None
+        if s.step % t["log_every"] == 0 or s.step == self.total_steps:
+            elapsed = max(time.perf_counter() - w["start"], 1e-9)
+            record = {"step": s.step, "epoch": s.epoch, "split": "train", "loss": w["loss"] / w["steps"],
+                      "step_loss": loss_value, "lr": lr, "grad_norm": grad_norm,
+                      "tokens_per_s": w["tokens"] / elapsed}
+            self.log.write(record)
+        self.progress.step(s.step, record)
+
+    def _clip(self) -> float:
+        """Clip as configured; return the global gradient norm before clipping."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        max_norm = self.t["clip_grad_norm"]
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else math.inf)
+        if self.t["clip_grad_value"] is not None:
+            torch.nn.utils.clip_grad_value_(params, self.t["clip_grad_value"])
+        return float(norm)
+
+    def _diverged(self, what: str) -> None:
+        last = self.run_dir / "last.pt"
+        good = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise TrainingError(
+            f"{what} at step {self.state.step + 1} (epoch {self.state.epoch}); training stopped and "
+            f"{good}. Try a lower trainer.lr or trainer.clip_grad_norm."
+        )
+
+    # ---- validation, best checkpoint, early stopping, plateau schedule
+    def _validate(self) -> bool:
+        """Score on the validation split, save checkpoints; True when early stopping triggers."""
+        s, t = self.state, self.t
+        metrics = self.task.evaluate("val")
+        value = metrics[self.task.metric]
+        better = (lambda a, b: a > b) if self.task.higher_is_better else (lambda a, b: a < b)
+        improved = s.best is None or better(value, s.best)
+        if improved:
+            s.best, s.best_step, s.bad_validations = value, s.step, 0
+        else:
+            s.bad_validations += 1
+        if t["schedule"] == "plateau":
+            if s.plateau_best is None or better(value, s.plateau_best):
+                s.plateau_best, s.plateau_bad = value, 0
+            else:
+                s.plateau_bad += 1
+                if s.plateau_bad > t["plateau_patience"]:
+                    s.lr_factor *= t["gamma"]
+                    s.plateau_bad = 0
+        self.log.write({"step": s.step, "epoch": s.epoch, "split": "val", **metrics})
+        self.progress.validation(s.step, metrics, improved)
+        self._save("last")
+        if improved:
+            self._save("best")
+        return t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"]
+
+    def _finish(self, stopped: str) -> dict:
+        s = self.state
+        if stopped == "interrupted":
+            self.progress.message(
+                f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}. Resume with:\n"
+                f"  rnncli train {self.config_path} --resume {self.run_dir}"
+            )
+        summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
+                   f"best val {self.task.metric}": s.best, "best step": s.best_step,
+                   "run directory": str(self.run_dir)}
+        self.progress.summary("training summary", summary)
+        return summary
