@@ -24,7 +24,9 @@ from typing import Any, Callable
 
 import yaml
 
+from rnncli.cells import CELL_NAMES, LSTM_FAMILY, NONLINEARITIES
 from rnncli.errors import ConfigError
+from rnncli.init import INPUT_INITS, RECURRENT_INITS
 
 SECTIONS = ("data", "model", "trainer", "run")
 
@@ -52,28 +54,26 @@ def _cell(cfg: dict) -> str:
     return cfg["model"].get("cell", "")
 
 
-LSTM_FAMILY = ("lstm", "peephole_lstm", "cifg_lstm")
-CELLS = ("rnn", "lstm", "gru", "peephole_lstm", "cifg_lstm")
 
 
 def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
     """Model keys shared by every task that uses a zoo cell."""
     fields = {
-        "cell": Field("str", "lstm", "recurrent cell", choices=CELLS),
+        "cell": Field("str", "lstm", "recurrent cell", choices=CELL_NAMES),
         "hidden_size": Field("int", 256, "hidden units per layer and direction", min=1),
         "num_layers": Field("int", 1, "stacked recurrent layers", min=1),
         "dropout": Field("float", 0.0, "dropout between layers and before the output", min=0, max=0.99),
         "nonlinearity": Field(
-            "str", "tanh", "Elman RNN activation", choices=("tanh", "relu"),
+            "str", "tanh", "Elman RNN activation", choices=NONLINEARITIES,
             when=lambda c: _cell(c) == "rnn", when_text="model.cell is rnn",
         ),
         "recurrent_init": Field(
             "str", "orthogonal", "init of W_hh (per gate block)",
-            choices=("orthogonal", "xavier_uniform", "pytorch"),
+            choices=RECURRENT_INITS,
         ),
         "input_init": Field(
             "str", "xavier_uniform", "init of W_ih",
-            choices=("xavier_uniform", "xavier_normal", "pytorch"),
+            choices=INPUT_INITS,
         ),
         "forget_bias": Field(
             "float", 1.0, "effective forget-gate bias (b_ih + b_hh)",

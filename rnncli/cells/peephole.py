@@ -1,0 +1,71 @@
+"""LSTM with peephole connections (Gers & Schmidhuber 2000, "Recurrent Nets that Time and
+Count"; also the "vanilla LSTM" of Greff et al. 2017, "LSTM: A Search Space Odyssey")."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class PeepholeLSTMCell(nn.Module):
+    """One step of a peephole LSTM: the gates also see the cell state, through diagonal weights.
+
+        i_t = σ(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi + w_ci ⊙ c_{t-1})
+        f_t = σ(W_if x_t + b_if + W_hf h_{t-1} + b_hf + w_cf ⊙ c_{t-1})
+        g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+        o_t = σ(W_io x_t + b_io + W_ho h_{t-1} + b_ho + w_co ⊙ c_t)   (sees the NEW cell)
+        h_t = o_t ⊙ tanh(c_t)
+
+    Gate blocks (G = 4) in torch's order i, f, g, o, so with zero peephole weights this is
+    exactly `torch.nn.LSTMCell`. Shapes: x_t (B, I); h, c (B, H); weight_ih (4H, I);
+    weight_hh (4H, H); bias_ih, bias_hh (4H,); weight_ci, weight_cf, weight_co (H,).
+    All parameters, peepholes included, start ~ U(-1/sqrt(H), 1/sqrt(H)) (torch's default;
+    `rnncli.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
+    State (h, c); None = zeros.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
+        self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
+        self.bias_hh = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
+        self.weight_ci = nn.Parameter(torch.empty(hidden_size))
+        self.weight_cf = nn.Parameter(torch.empty(hidden_size))
+        self.weight_co = nn.Parameter(torch.empty(hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """x (B, I), (h, c) each (B, H) or None -> new (h, c)."""
+        if state is None:
+            h = x.new_zeros(x.shape[0], self.hidden_size)
+            state = (h, h)
+        return self.recurrent_step(F.linear(x, self.weight_ih, self.bias_ih), state)
+
+    def recurrent_step(
+        self, xw: Tensor, state: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c). Fused ops keep the loop lean."""
+        h, c = state
+        gates = xw + F.linear(h, self.weight_hh, self.bias_hh)  # (B, 4H)
+        i, f, g, o = gates.chunk(4, 1)  # each (B, H)
+        i = torch.sigmoid(torch.addcmul(i, self.weight_ci, c))  # σ(i + w_ci ⊙ c_{t-1})
+        f = torch.sigmoid(torch.addcmul(f, self.weight_cf, c))
+        c = torch.addcmul(f * c, i, torch.tanh(g))  # f ⊙ c_{t-1} + i ⊙ g
+        o = torch.sigmoid(torch.addcmul(o, self.weight_co, c))  # σ(o + w_co ⊙ c_t)
+        return o * torch.tanh(c), c
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"

@@ -1,0 +1,164 @@
+"""Step-level cells: equal to torch's cells, the peephole / CIFG equations, gradcheck, registry."""
+import pytest
+import torch
+from torch import nn
+
+from rnncli.cells import (
+    CELL_NAMES,
+    LSTM_FAMILY,
+    CIFGLSTMCell,
+    PeepholeLSTMCell,
+    make_cell,
+    num_gates,
+    zero_state,
+)
+
+B, I, H = 3, 4, 5
+
+TORCH_CELLS = {
+    ("rnn", "tanh"): lambda: nn.RNNCell(I, H, nonlinearity="tanh"),
+    ("rnn", "relu"): lambda: nn.RNNCell(I, H, nonlinearity="relu"),
+    ("lstm", "tanh"): lambda: nn.LSTMCell(I, H),
+    ("gru", "tanh"): lambda: nn.GRUCell(I, H),
+}
+
+
+def random_state(cell, batch=B, hidden=H, dtype=torch.float32):
+    h = torch.randn(batch, hidden, dtype=dtype)
+    return (h, torch.randn(batch, hidden, dtype=dtype)) if cell in LSTM_FAMILY else h
+
+
+def as_tuple(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("cell,nonlinearity", list(TORCH_CELLS))
+def test_step_cell_equals_torch_cell(cell, nonlinearity):
+    torch.manual_seed(0)
+    ref = TORCH_CELLS[cell, nonlinearity]()
+    ours = make_cell(cell, I, H, nonlinearity=nonlinearity)
+    ours.load_state_dict(ref.state_dict())  # same names and layout as torch.nn
+    x = torch.randn(B, I)
+    for state in (None, random_state(cell)):
+        for a, b in zip(as_tuple(ours(x, state)), as_tuple(ref(x, state))):
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_peephole_with_zero_peepholes_equals_lstm_cell():
+    torch.manual_seed(0)
+    ref, ours = nn.LSTMCell(I, H), PeepholeLSTMCell(I, H)
+    ours.load_state_dict(ref.state_dict(), strict=False)
+    for name in ("weight_ci", "weight_cf", "weight_co"):
+        nn.init.zeros_(getattr(ours, name))
+    x, state = torch.randn(B, I), random_state("lstm")
+    for a, b in zip(ours(x, state), ref(x, state)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_peephole_follows_its_equations():
+    """Gers & Schmidhuber 2000: i, f see c_{t-1}; o sees the new c_t."""
+    torch.manual_seed(0)
+    cell = PeepholeLSTMCell(I, H)
+    x, (h, c) = torch.randn(B, I), random_state("lstm")
+    pre = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
+    pi, pf, pg, po = pre.split(H, dim=1)
+    i = torch.sigmoid(pi + cell.weight_ci * c)
+    f = torch.sigmoid(pf + cell.weight_cf * c)
+    c_new = f * c + i * torch.tanh(pg)
+    h_new = torch.sigmoid(po + cell.weight_co * c_new) * torch.tanh(c_new)
+    got_h, got_c = cell(x, (h, c))
+    torch.testing.assert_close(got_c, c_new)
+    torch.testing.assert_close(got_h, h_new)
+
+
+def test_cifg_input_gate_is_exactly_one_minus_forget():
+    torch.manual_seed(0)
+    cell = CIFGLSTMCell(I, H)
+    x, (h, c) = torch.randn(B, I), random_state("cifg_lstm")
+    xw = x @ cell.weight_ih.T + cell.bias_ih
+    gates = cell.gates(xw, (h, c))
+    assert torch.equal(gates["i"], 1 - gates["f"])
+    pre = x @ cell.weight_ih.T + cell.bias_ih + h @ cell.weight_hh.T + cell.bias_hh
+    pf, pg, po = pre.split(H, dim=1)
+    torch.testing.assert_close(gates["f"], torch.sigmoid(pf))  # block order f, g, o
+    torch.testing.assert_close(gates["g"], torch.tanh(pg))
+    torch.testing.assert_close(gates["o"], torch.sigmoid(po))
+    got_h, got_c = cell(x, (h, c))
+    f, g = gates["f"], gates["g"]
+    torch.testing.assert_close(got_c, f * c + (1 - f) * g)
+    torch.testing.assert_close(got_h, gates["o"] * torch.tanh(got_c))
+
+
+@pytest.mark.parametrize("cell", ["peephole_lstm", "cifg_lstm"])
+def test_custom_cell_gradcheck(cell):
+    torch.manual_seed(0)
+    module = make_cell(cell, 2, 3).double()
+    x = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    h, c = (s.requires_grad_() for s in random_state(cell, 2, 3, torch.float64))
+    params = dict(module.named_parameters())
+
+    def step(x, h, c, *values):
+        return torch.func.functional_call(module, dict(zip(params, values)), (x, (h, c)))
+
+    assert torch.autograd.gradcheck(step, (x, h, c, *params.values()))
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_recurrent_step_takes_the_input_projection(cell):
+    torch.manual_seed(0)
+    module = make_cell(cell, I, H)
+    x, state = torch.randn(B, I), random_state(cell)
+    xw = x @ module.weight_ih.T + module.bias_ih
+    for a, b in zip(as_tuple(module.recurrent_step(xw, state)), as_tuple(module(x, state))):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_none_state_means_zeros(cell):
+    module, x = make_cell(cell, I, H), torch.randn(B, I)
+    for a, b in zip(as_tuple(module(x)), as_tuple(module(x, zero_state(cell, B, H)))):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_parameter_count_formula(cell, bias):
+    """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases."""
+    module = make_cell(cell, I, H, bias=bias)
+    expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0))
+    expected += 3 * H if cell == "peephole_lstm" else 0
+    assert sum(p.numel() for p in module.parameters()) == expected
+    assert module.weight_ih.shape == (num_gates(cell) * H, I)
+    assert module.weight_hh.shape == (num_gates(cell) * H, H)
+
+
+def recurrent_params(cell):
+    module = make_cell(cell, I, H)
+    return module.weight_hh.numel() + module.bias_hh.numel()
+
+
+@pytest.mark.parametrize(
+    "cell,factor", [("lstm", 4), ("gru", 3), ("cifg_lstm", 3), ("peephole_lstm", 4)]
+)
+def test_recurrent_parameters_are_a_multiple_of_elman(cell, factor):
+    assert recurrent_params(cell) == factor * recurrent_params("rnn")
+
+
+def test_num_gates():
+    assert {c: num_gates(c) for c in CELL_NAMES} == {
+        "rnn": 1, "lstm": 4, "gru": 3, "peephole_lstm": 4, "cifg_lstm": 3,
+    }
+
+
+def test_unknown_cell_names_the_value_and_closest_match():
+    with pytest.raises(ValueError, match=r"'lstn'.*rnn, lstm, gru.*did you mean 'lstm'"):
+        make_cell("lstn", I, H)
+    with pytest.raises(ValueError, match="unknown cell"):
+        num_gates("transformer")
+
+
+def test_nonlinearity_only_for_rnn():
+    with pytest.raises(ValueError, match="'relu'.*only configurable for cell 'rnn'"):
+        make_cell("gru", I, H, nonlinearity="relu")
+    with pytest.raises(ValueError, match="'sigmoid'.*tanh, relu"):
+        make_cell("rnn", I, H, nonlinearity="sigmoid")
