@@ -109,7 +109,7 @@ def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, whi
     cfg, task, ckpt = load_run(run_dir, which, data_file)
     task.load_data()
     metrics = task.evaluate("file" if data_file else split)
-    return {"run": str(run_dir), "checkpoint_step": ckpt["trainer"]["step"],
+    return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
             "split": data_file or split, **metrics}
 
 
@@ -123,3 +123,30 @@ def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 
         raise RunError(f"{run_dir} is a '{cfg['task']}' run; generate works for char_lm runs")
     return module.generate(task.model, task.vocab, prompt, length, temperature, top_k, top_p, greedy, seed,
                            on_text)
+
+
+def predict(run_dir: str, texts: list[str], which: str = "best") -> list[dict]:
+    """Predictions of a trained run for raw input texts (one plain dict each)."""
+    cfg, task, _ = load_run(run_dir, which)
+    module = task_module(cfg["task"])
+    if not hasattr(module, "predict"):
+        raise RunError(f"{run_dir} is a '{cfg['task']}' run; predict works for classify and ner runs")
+    return module.predict(task, texts)
+
+
+def format_prediction(run_dir: str, prediction: dict) -> str:
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    return task_module(cfg["task"]).format_prediction(prediction)
+
+
+def metric_tables(task_name: str, metrics: dict) -> list:
+    """Task-specific rich tables for `rnncli eval` (per-class scores, confusion matrix, ...)."""
+    render = getattr(task_module(task_name), "metric_tables", None)
+    return render(metrics) if render else []
+
+
+def read_lines(path: str) -> list[str]:
+    """Non-empty lines of a UTF-8 file, split on \\n only (not on U+0085 and friends)."""
+    from rnncli.data.text import read_text
+
+    return [line.rstrip("\r") for line in read_text(path).split("\n") if line.strip()]

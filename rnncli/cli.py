@@ -60,8 +60,12 @@ def eval_(
         _fail(e)
     if as_json:
         typer.echo(json.dumps(metrics))
-    else:
-        Console().print(metrics_table(f"{run}  ({metrics['split']})", metrics))
+        return
+    console = Console()
+    scalars = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
+    for table in api.metric_tables(metrics["task"], metrics):
+        console.print(table)
 
 
 @app.command()
@@ -92,6 +96,34 @@ def generate(
     except RnncliError as e:
         _fail(e)
     sys.stdout.write("\n")
+
+
+@app.command()
+def predict(
+    run: str = typer.Argument(..., help="run directory"),
+    texts: List[str] = typer.Argument(None, help="texts to predict for"),
+    input_file: Optional[str] = typer.Option(None, "--input", help="one text per line"),
+    output: Optional[str] = typer.Option(None, "--output", help="write here instead of stdout"),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+):
+    """Predict labels (classify) or entities (ner) for texts or a file of texts."""
+    try:
+        if input_file is not None:
+            texts = [*(texts or []), *api.read_lines(input_file)]
+        if not texts:
+            raise RnncliError("give texts to predict for, or --input FILE")
+        predictions = api.predict(run, texts, checkpoint)
+        lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
+                 for p in predictions]
+    except RnncliError as e:
+        _fail(e)
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 @config_app.command("show")

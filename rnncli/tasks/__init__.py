@@ -1,7 +1,21 @@
-"""Task registry: each task module has SCHEMA extras, build(cfg) and load(run_dir).
+"""Task registry. A task owns data -> model -> loss -> metrics -> decode for one kind of problem.
 
-A task owns data -> model -> loss -> metrics -> decode for one kind of problem. The trainer
-only sees the `Task` protocol in `rnncli.tasks.base`.
+Each task module provides:
+
+    SCHEMA                      {"data": {...}, "model": {...}, "trainer": {...}}: its own config
+                                fields (rnncli.config.Field); trainer/run fields are shared
+    check(cfg, where)           optional cross-key checks; raise ConfigError(f"{where('data', 'x')}: ...")
+    build(cfg, device)          -> a Task (rnncli/tasks/base.py), data loaded, ready to train
+    restore(cfg, task_state, model_state, device, data_file=None)
+                                -> a trained Task from a checkpoint; `task.load_data()` then loads
+                                the evaluation data (the config's splits, or `data_file`)
+    optional:
+    generate(...)               char_lm: sample text (rnncli generate)
+    predict(task, texts)        -> one plain dict per input text (rnncli predict)
+    format_prediction(pred)     -> one line of text for a prediction dict
+    metric_tables(metrics)      -> rich renderables for `rnncli eval` beyond the scalar table
+
+The trainer only sees the `Task` protocol.
 """
 
 from __future__ import annotations
