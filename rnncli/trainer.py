@@ -85,6 +85,7 @@ class TrainState:
     plateau_best: float | None = None
     plateau_bad: int = 0
     lr_factor: float = 1.0  # reduce-on-plateau multiplier
+    elapsed: float = 0.0  # seconds of training so far, across resumes
 
 
 class MetricsLog:
@@ -151,7 +152,11 @@ class Trainer:
         self.carry = ckpt["carry"]
         checkpoint.set_rng_state(ckpt["rng"])
 
+    def _elapsed(self) -> float:
+        return round(time.perf_counter() - self._started, 3)
+
     def _save(self, name: str) -> None:
+        self.state.elapsed = self._elapsed()
         ckpt = {
             "format_version": checkpoint.FORMAT_VERSION,
             "config": self.cfg,
@@ -168,6 +173,7 @@ class Trainer:
     def fit(self, resumed: bool = False) -> dict:
         s, t = self.state, self.t
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
+        self._started = time.perf_counter() - s.elapsed
         self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
         stopped = "finished"
         try:
@@ -227,7 +233,8 @@ class Trainer:
         record = None
         if s.step % t["log_every"] == 0 or s.step == self.total_steps:
             elapsed = max(time.perf_counter() - w["start"], 1e-9)
-            record = {"step": s.step, "epoch": s.epoch, "split": "train", "loss": w["loss"] / w["steps"],
+            record = {"step": s.step, "epoch": s.epoch, "split": "train", "elapsed_s": self._elapsed(),
+                      "loss": w["loss"] / w["steps"],
                       "step_loss": loss_value, "lr": lr, "grad_norm": grad_norm,
                       "tokens_per_s": w["tokens"] / elapsed}
             self.log.write(record)
@@ -270,7 +277,7 @@ class Trainer:
                 if s.plateau_bad > t["plateau_patience"]:
                     s.lr_factor *= t["gamma"]
                     s.plateau_bad = 0
-        self.log.write({"step": s.step, "epoch": s.epoch, "split": "val", **metrics})
+        self.log.write({"step": s.step, "epoch": s.epoch, "split": "val", "elapsed_s": self._elapsed(), **metrics})
         self.progress.validation(s.step, metrics, improved)
         self._save("last")
         if improved:

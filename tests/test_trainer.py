@@ -148,3 +148,23 @@ def test_plain_progress_lines_without_a_tty(tmp_path, make_config, capsys):
     assert "\r" not in err
     assert err.count("step       2  epoch") == 1 and err.count("step       4  epoch") == 1
     assert "validation" in err and "training summary" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
+def test_asking_for_a_missing_device_says_so():
+    from rnncli.trainer import select_device
+
+    with pytest.raises(TrainingError, match="trainer.device = cuda, but torch sees no CUDA device"):
+        select_device("cuda")
+    assert select_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_live_bar_on_a_terminal(tmp_path, make_config, capsys, monkeypatch):
+    from rnncli import progress
+
+    monkeypatch.setattr(progress, "interactive", lambda: True)
+    path = make_config(trainer={"max_steps": 4, "epochs": None, "log_every": 2})
+    api.train(str(path), show_progress=True)
+    err = capsys.readouterr().err
+    assert "\r" in err and "4/4" in err  # tqdm redraws one line
+    assert "loss=" in err and "tok_s=" in err and "gnorm=" in err
