@@ -35,7 +35,7 @@ SECTIONS = ("data", "model", "trainer", "run")
 class Field:
     """One config key: its type, default, allowed values and when it applies."""
 
-    kind: str  # "int" | "float" | "str" | "bool" | "floats"
+    kind: str  # "int" | "float" | "str" | "bool" | "floats" | "strs" (a string or list) | "int|str"
     default: Any
     help: str = ""
     choices: tuple | None = None
@@ -299,6 +299,15 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
         return [coerce(v, Field("float", None, min=field.min, max=field.max), label) for v in value]
+    if kind == "strs":  # one string or a list of them (e.g. several data files) -> a list
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        return list(value)
+    if kind == "int|str":  # e.g. a column given by index or by header name
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        return value
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{label} = {value!r}: expected true or false")
@@ -336,7 +345,8 @@ def _to_float(value: Any, field: Field, label: str) -> float:
 
 def _describe(field: Field) -> str:
     names = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-             "floats": "a list of numbers"}
+             "floats": "a list of numbers", "strs": "a string or a non-empty list of strings",
+             "int|str": "an integer or a string"}
     text = names[field.kind]
     if field.choices:
         text = "one of " + ", ".join(field.choices)

@@ -1,0 +1,460 @@
+"""Task `classify`: text classification, e.g. sentiment (many-to-one).
+
+    data    TSV / CSV / one-file-per-class readers (data/tabular.py), separate train/val/test
+            files or one list of files cut by a seeded shuffle; a word (or character)
+            vocabulary built on the training split; padded batches + lengths, optionally
+            bucketed by length (similar lengths batched together, batch order shuffled)
+    model   embedding (optionally pretrained GloVe / word2vec, frozen or not)
+              -> recurrent stack (any zoo cell, stacked, bidirectional)
+              -> pooling over the real steps: last | mean | max | attention
+              -> dropout -> linear over the labels (softmax in the loss / at prediction)
+    loss    cross-entropy of the label
+    metrics loss, accuracy, macro-F1, per-class precision / recall / F1, confusion matrix
+    decode  `predict`: label and probability for raw texts
+
+Padding never changes a result: the recurrent layer packs (or masks) by length, and every
+pooling looks only at real steps, so a sentence scores the same alone and in any batch.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rnncli.config import Field, recurrent_model_fields
+from rnncli.data.embeddings import load_vectors
+from rnncli.data.tabular import FORMATS, Example, TableFormat, read_examples, split_examples
+from rnncli.data.tokenize import TOKENIZERS, tokenize
+from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.errors import ConfigError, DataError
+from rnncli.layers import Recurrent
+
+POOLINGS = ("last", "mean", "max", "attention")
+EVAL_BATCH = 256
+
+
+def _has_path(cfg: dict) -> bool:
+    return cfg["data"].get("path") is not None
+
+
+def _is_table(cfg: dict) -> bool:
+    return cfg["data"].get("format") != "per_class"
+
+
+def _has_embeddings(cfg: dict) -> bool:
+    return cfg["model"].get("embeddings") is not None
+
+
+_TABLE = dict(when=_is_table, when_text="data.format is tsv or csv")
+SCHEMA = {
+    "data": {
+        "format": Field("str", "tsv", "tsv (no quoting), csv (quoting), per_class (a file per label)",
+                        choices=FORMATS),
+        "path": Field("strs", None, "file(s) cut into `split` fractions after a seeded shuffle", nullable=True),
+        "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions of `path`", min=0, max=1,
+                       when=_has_path, when_text="data.path is set"),
+        "split_seed": Field("int", 1234, "shuffle seed of the split (independent of trainer.seed)",
+                            when=_has_path, when_text="data.path is set"),
+        "train": Field("strs", None, "training file(s) (instead of `path`)", nullable=True),
+        "val": Field("strs", None, "validation file(s)", nullable=True),
+        "test": Field("strs", None, "test file(s)", nullable=True),
+        "text_column": Field("int|str", 0, "text column: 0-based index, or header name", **_TABLE),
+        "label_column": Field("int|str", 1, "label column: 0-based index, or header name", **_TABLE),
+        "header": Field("bool", False, "the first row names the columns", **_TABLE),
+        "quoting": Field("bool", None, "csv-style quoted fields (null: true for csv, false for tsv)",
+                         nullable=True, **_TABLE),
+        "encoding": Field("str", "utf-8", "text encoding of the files"),
+        "skip_bad_lines": Field("bool", False, "skip malformed lines with a warning instead of failing"),
+        "tokenizer": Field("str", "word", "word (regex, PTB-like) or char", choices=TOKENIZERS),
+        "lowercase": Field("bool", True, "lowercase before tokenizing"),
+        "min_freq": Field("int", 1, "rarer training tokens become <unk>", min=1),
+        "max_size": Field("int", None, "keep at most this many tokens (null: all)", nullable=True, min=1),
+        "bucket": Field("bool", True, "batch sentences of similar length together (less padding)"),
+    },
+    "model": {
+        "embedding_dim": Field("int", 100, "word embedding size (= the vectors' size with embeddings)", min=1),
+        "embeddings": Field("strs", None, "GloVe / word2vec text file(s) to start the embedding from",
+                            nullable=True),
+        "freeze": Field("bool", False, "keep the pretrained embedding fixed",
+                        when=_has_embeddings, when_text="model.embeddings is set"),
+        "pooling": Field("str", "last", "sentence vector from the recurrent outputs", choices=POOLINGS),
+        "embedding_dropout": Field("float", 0.0, "dropout on the word embeddings", min=0, max=0.99),
+        "word_dropout": Field("float", 0.0, "in training, replace each token by <unk> with this probability "
+                              "(so <unk> learns a vector for words unseen in training)", min=0, max=0.99),
+        **recurrent_model_fields(bidirectional=True),
+    },
+    "trainer": {
+        "best_metric": Field("str", "accuracy", "validation metric that picks best.pt",
+                             choices=("accuracy", "macro_f1", "loss")),
+    },
+}
+
+
+def check(cfg: dict, where: Callable[..., str]) -> None:
+    """Cross-key rules the per-key schema cannot express."""
+    d = cfg["data"]
+    if (d["path"] is None) == (d["train"] is None):
+        raise ConfigError(f"{where('data')}: set either data.path (file(s) cut by data.split) or data.train "
+                          f"(+ data.val, data.test), not both and not neither")
+    if d["path"] is not None:
+        split = d["split"]
+        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
+            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
+                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+    elif d["val"] is None:
+        raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
+    if d["format"] != "per_class":
+        for key in ("text_column", "label_column"):
+            if isinstance(d[key], int) and d[key] < 0:
+                raise ConfigError(f"{where('data', key)}: data.{key} = {d[key]}: expected a 0-based index >= 0")
+            if isinstance(d[key], str) and not d["header"]:
+                raise ConfigError(f"{where('data', key)}: data.{key} = '{d[key]}' is a column name, which "
+                                  f"needs data.header: true (or give a 0-based column index)")
+        if d["text_column"] == d["label_column"]:
+            raise ConfigError(f"{where('data', 'label_column')}: data.text_column and data.label_column are "
+                              f"both {d['text_column']!r}")
+
+
+# --------------------------------------------------------------------------- data
+def _read(d: dict, paths: list[str]) -> list[Example]:
+    quoting = d["quoting"] if d.get("quoting") is not None else d["format"] == "csv"
+    fmt = TableFormat(delimiter="," if d["format"] == "csv" else "\t", quoting=quoting,
+                      header=d.get("header", False), text_column=d.get("text_column", 0),
+                      label_column=d.get("label_column", 1))
+    return read_examples(paths, d["format"], fmt, d["encoding"], d["skip_bad_lines"])
+
+
+def load_splits(d: dict) -> dict[str, list[Example]]:
+    """split name -> examples, as the data section describes."""
+    if d["path"] is not None:
+        return split_examples(_read(d, d["path"]), d["split"], d["split_seed"])
+    return {s: _read(d, d[s]) for s in ("train", "val", "test") if d[s] is not None}
+
+
+def _label_order(labels) -> list[str]:
+    """Sorted, numbers by value ("2" before "10")."""
+    return sorted(set(labels), key=lambda s: (0, int(s), "") if s.lstrip("-").isdigit() else (1, 0, s))
+
+
+@dataclass
+class Encoded:
+    """Examples as ids: token ids, label ids and where each came from."""
+
+    ids: list[list[int]]
+    labels: list[int]
+    where: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+# --------------------------------------------------------------------------- model
+class Attention(nn.Module):
+    """Additive attention pooling: a_t = softmax_t(v . tanh(W h_t + b)); sum_t a_t h_t (Yang et al. 2016)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.proj = nn.Linear(size, size)
+        self.score = nn.Linear(size, 1, bias=False)
+
+    def forward(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """out (B, T, S), mask (B, T) True at real steps -> (B, S)."""
+        scores = self.score(torch.tanh(self.proj(out))).squeeze(-1)  # (B, T)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
+        return torch.bmm(weights.unsqueeze(1), out).squeeze(1)
+
+
+def last_states(state, num_directions: int) -> torch.Tensor:
+    """Top layer's final state of each direction, concatenated: (B, D*H).
+
+    The forward direction's final state is at each sequence's last real step, the backward
+    direction's at its first step (it runs right to left): both have read the whole sentence.
+    """
+    h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+    return torch.cat(list(h[-num_directions:]), dim=-1)
+
+
+def pool(kind: str, out: torch.Tensor, state, lengths: torch.Tensor, num_directions: int,
+         attention: Attention | None = None) -> torch.Tensor:
+    """Recurrent outputs (B, T, S) -> one vector per sentence (B, S), padding ignored."""
+    if kind == "last":
+        return last_states(state, num_directions)
+    mask = torch.arange(out.shape[1], device=out.device) < lengths.to(out.device).unsqueeze(1)  # (B, T)
+    if kind == "mean":  # padded outputs are exactly zero
+        return out.sum(dim=1) / lengths.to(out.device, out.dtype).unsqueeze(1)
+    if kind == "max":
+        return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
+    return attention(out, mask)
+
+
+class TextClassifier(nn.Module):
+    """Embedding -> recurrent stack -> pooling -> dropout -> linear over the labels."""
+
+    def __init__(self, vocab_size: int, num_labels: int, embedding_dim: int, cell: str, hidden_size: int,
+                 num_layers: int, bidirectional: bool, dropout: float, pooling: str,
+                 embedding_dropout: float = 0.0, word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1,
+                 **cell_options):
+        super().__init__()
+        self.pooling, self.word_dropout, self.pad_id, self.unk_id = pooling, word_dropout, pad_id, unk_id
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.rnn = Recurrent(cell, embedding_dim, hidden_size, num_layers, bidirectional=bidirectional,
+                             dropout=dropout, **cell_options)
+        size = self.rnn.output_size  # D*H
+        self.attention = Attention(size) if pooling == "attention" else None
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(size, num_labels)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """x (B, T) ids, lengths (B,) -> logits (B, num_labels)."""
+        if self.training and self.word_dropout > 0:
+            drop = (torch.rand(x.shape, device=x.device) < self.word_dropout) & (x != self.pad_id)
+            x = x.masked_fill(drop, self.unk_id)
+        out, state = self.rnn(self.embedding_dropout(self.embedding(x)), lengths)  # (B, T, D*H)
+        pooled = pool(self.pooling, out, state, lengths, self.rnn.num_directions, self.attention)
+        return self.head(self.dropout(pooled))
+
+
+def build_model(vocab: Vocab, num_labels: int, m: dict) -> TextClassifier:
+    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    return TextClassifier(len(vocab), num_labels, m["embedding_dim"], m["cell"], m["hidden_size"],
+                          m["num_layers"], m["bidirectional"], m["dropout"], m["pooling"],
+                          m["embedding_dropout"], m["word_dropout"], vocab.pad_id, vocab.unk_id, **options)
+
+
+# --------------------------------------------------------------------------- metrics
+def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class P/R/F1/support and the confusion matrix (rows gold, columns predicted).
+
+    A class never predicted has precision 0; never present, recall 0 (as scikit-learn's zero_division=0).
+    """
+    k = len(labels)
+    confusion = [[0] * k for _ in range(k)]
+    for g, p in zip(gold, pred):
+        confusion[g][p] += 1
+    per_class = {}
+    for c, label in enumerate(labels):
+        tp = confusion[c][c]
+        predicted = sum(row[c] for row in confusion)
+        support = sum(confusion[c])
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    n = len(gold)
+    return {
+        "accuracy": sum(confusion[c][c] for c in range(k)) / n if n else 0.0,
+        "macro_f1": sum(v["f1"] for v in per_class.values()) / k,
+        "examples": n,
+        "labels": list(labels),
+        "per_class": per_class,
+        "confusion": confusion,
+    }
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass
+class ClassifyTask:
+    model: TextClassifier
+    vocab: Vocab
+    labels: list[str]
+    tokenizer: str
+    lowercase: bool
+    splits: dict[str, Encoded]
+    batch_size: int
+    seed: int
+    bucket: bool
+    device: torch.device
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    def num_train_batches(self) -> int:
+        return math.ceil(len(self.splits["train"]) / self.batch_size)
+
+    def train_batches(self, epoch: int) -> list:
+        """Shuffled with a generator seeded by (seed, epoch), so a resumed run sees the same batches.
+
+        With bucketing, each window of 50 batches' worth of examples is sorted by length and
+        cut into batches, then the batch order is shuffled:
+            shuffle -> [w0 | w1 | ...] -> sort each window -> cut -> shuffle batches
+        """
+        data = self.splits["train"]
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        order = torch.randperm(len(data), generator=generator).tolist()
+        size = self.batch_size
+        if self.bucket:
+            window = size * 50
+            order = [i for w in range(0, len(order), window)
+                     for i in sorted(order[w:w + window], key=lambda i: len(data.ids[i]))]
+        batches = [order[b:b + size] for b in range(0, len(order), size)]
+        if self.bucket:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        return [self._collate(data, b) for b in batches]
+
+    def _collate(self, data: Encoded, index: list[int]):
+        x, lengths = pad_batch([data.ids[i] for i in index], self.vocab.pad_id)  # (B, T), (B,)
+        y = torch.tensor([data.labels[i] for i in index])
+        return x.to(self.device), lengths, y.to(self.device)
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, batch, carry):
+        x, lengths, y = batch
+        loss = F.cross_entropy(self.model(x, lengths), y)
+        return loss, None, int(lengths.sum())
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict:
+        if split not in self.splits or not len(self.splits[split]):
+            raise DataError(f"this run has no {split} split (or it is empty)")
+        data = self.splits[split]
+        self.model.eval()
+        order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))  # less padding
+        total, pred = 0.0, [0] * len(data)
+        for b in range(0, len(order), EVAL_BATCH):
+            index = order[b:b + EVAL_BATCH]
+            x, lengths, y = self._collate(data, index)
+            logits = self.model(x, lengths)
+            total += F.cross_entropy(logits, y, reduction="sum").item()
+            for i, p in zip(index, logits.argmax(-1).tolist()):
+                pred[i] = p
+        return {"loss": total / len(data), **classification_metrics(data.labels, pred, self.labels)}
+
+    def state(self) -> dict:
+        return {"itos": self.vocab.itos, "labels": self.labels}
+
+    def encode(self, examples: list[Example], skip_bad_lines: bool = False) -> Encoded:
+        """Tokenize and map to ids; a label the run does not know is an error naming file:line."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        out, unknown = Encoded([], []), []
+        for e in examples:
+            if e.label not in index:
+                unknown.append(e)
+                continue
+            out.ids.append(self.vocab.encode(tokenize(e.text, self.tokenizer, self.lowercase)))
+            out.labels.append(index[e.label])
+            out.where.append(e.where)
+        if unknown:
+            message = (f"{unknown[0].where}: unknown label {unknown[0].label!r}; this run's labels are "
+                       f"{', '.join(self.labels)} (from the training split)")
+            if not skip_bad_lines:
+                raise DataError(message + f" ({len(unknown)} such line(s); data.skip_bad_lines: true skips them)")
+            warnings.warn(f"skipped {len(unknown)} line(s) with unknown labels; the first: {message}", stacklevel=2)
+        return out
+
+
+def build(cfg: dict, device: torch.device) -> ClassifyTask:
+    """Config -> data, vocabulary, labels, model and task, ready to train."""
+    d, m = cfg["data"], cfg["model"]
+    examples = load_splits(d)
+    if not examples["train"]:
+        raise DataError("the training split is empty (check data.path / data.split / data.train)")
+    labels = _label_order(e.label for e in examples["train"])
+    if len(labels) < 2:
+        raise DataError(f"the training data has only one label ({labels[0]!r}); a classifier needs at least two "
+                        f"(check data.label_column)")
+    tokens = [tokenize(e.text, d["tokenizer"], d["lowercase"]) for e in examples["train"]]
+    vocab = Vocab.build(tokens, d["min_freq"], d["max_size"])
+    model = build_model(vocab, len(labels), m)
+    if m["embeddings"] is not None:
+        _load_pretrained(model, vocab, m, Counter(t for seq in tokens for t in seq), d["skip_bad_lines"],
+                         cfg["trainer"]["seed"])
+    model.to(device)
+    task = _task(model, vocab, labels, cfg, device)
+    task.splits = {s: task.encode(e, d["skip_bad_lines"]) for s, e in examples.items()}
+    return task
+
+
+def _load_pretrained(model: TextClassifier, vocab: Vocab, m: dict, counts: Counter, skip_bad_lines: bool,
+                     seed: int) -> None:
+    weights, coverage = load_vectors(m["embeddings"], vocab, counts, skip_bad_lines, seed, specials=(UNK,))
+    if coverage.dim != m["embedding_dim"]:
+        raise DataError(f"{m['embeddings'][0]}: the vectors are {coverage.dim}-d but model.embedding_dim is "
+                        f"{m['embedding_dim']}; set model.embedding_dim: {coverage.dim}")
+    with torch.no_grad():
+        model.embedding.weight.copy_(weights)
+    model.embedding.weight.requires_grad_(not m["freeze"])
+    print(coverage.describe() + (" (frozen)" if m["freeze"] else " (fine-tuned)"), file=sys.stderr, flush=True)
+
+
+def _task(model, vocab, labels, cfg, device) -> ClassifyTask:
+    t = cfg["trainer"]
+    return ClassifyTask(model, vocab, labels, cfg["data"]["tokenizer"], cfg["data"]["lowercase"], {},
+                        t["batch_size"], t["seed"], cfg["data"]["bucket"], device,
+                        metric=t["best_metric"], higher_is_better=t["best_metric"] != "loss")
+
+
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
+            data_file: str | None = None) -> ClassifyTask:
+    """Rebuild a trained task from a checkpoint: the saved vocabulary, labels, weights; data on demand."""
+    vocab = Vocab(task_state["itos"])
+    labels = list(task_state["labels"])
+    model = build_model(vocab, len(labels), cfg["model"])
+    model.load_state_dict(model_state)
+    model.to(device)
+    task = _task(model, vocab, labels, cfg, device)
+    task.load_data = lambda: _load_eval_data(task, cfg, data_file)
+    return task
+
+
+def _load_eval_data(task: ClassifyTask, cfg: dict, data_file: str | None) -> None:
+    d = cfg["data"]
+    if data_file is not None:
+        task.splits = {"file": task.encode(_read(d, [data_file]), d["skip_bad_lines"])}
+    else:
+        task.splits = {s: task.encode(e, d["skip_bad_lines"]) for s, e in load_splits(d).items()}
+
+
+# --------------------------------------------------------------------------- predict, show
+@torch.no_grad()
+def predict(task: ClassifyTask, texts: list[str]) -> list[dict]:
+    """{text, label, probability} for each raw text."""
+    ids = []
+    for number, text in enumerate(texts, start=1):
+        tokens = tokenize(text, task.tokenizer, task.lowercase)
+        if not tokens:
+            raise DataError(f"input {number} is empty ({text!r}): nothing to classify")
+        ids.append(task.vocab.encode(tokens))
+    task.model.eval()
+    out = []
+    for b in range(0, len(ids), EVAL_BATCH):
+        x, lengths = pad_batch(ids[b:b + EVAL_BATCH], task.vocab.pad_id)
+        probs = task.model(x.to(task.device), lengths).softmax(-1)  # (B, num_labels)
+        best = probs.max(-1)
+        for text, p, c in zip(texts[b:b + EVAL_BATCH], best.values.tolist(), best.indices.tolist()):
+            out.append({"text": text, "label": task.labels[c], "probability": round(p, 4)})
+    return out
+
+
+def format_prediction(pred: dict) -> str:
+    return f"{pred['label']}\t{pred['probability']:.3f}\t{pred['text']}"
+
+
+def metric_tables(metrics: dict) -> list:
+    """Per-class precision / recall / F1 and the confusion matrix, as rich tables."""
+    from rich.table import Table
+
+    if "per_class" not in metrics:
+        return []
+    per_class = Table(title="per class", header_style="bold")
+    for name in ("label", "precision", "recall", "f1", "support"):
+        per_class.add_column(name, justify="left" if name == "label" else "right")
+    for label, s in metrics["per_class"].items():
+        per_class.add_row(label, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"]))
+    labels = metrics["labels"]
+    confusion = Table(title="confusion matrix (rows: gold, columns: predicted)", header_style="bold")
+    confusion.add_column("gold \\ predicted")
+    for label in labels:
+        confusion.add_column(label, justify="right")
+    for label, row in zip(labels, metrics["confusion"]):
+        confusion.add_row(label, *map(str, row))
+    return [per_class, confusion]
