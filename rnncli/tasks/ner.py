@@ -1,0 +1,414 @@
+"""Task `ner`: named-entity recognition, one tag per token (many-to-many tagging).
+
+    data    CoNLL files (data/conll.py); tags converted from the files' scheme to
+            `data.train_scheme` for training, predictions converted back for scoring
+            (rnncli/tagging.py); word vocabulary (min_freq, optional lowercasing), character
+            vocabulary, optional pretrained word vectors (data/embeddings.py)
+    model   word embedding (+ character BiLSTM or CNN per word, concatenated) -> dropout ->
+            recurrent stack (any zoo cell, optionally bidirectional) -> dropout -> linear
+            -> softmax, or a linear-chain CRF (rnncli/crf.py) with optional BIO/BIOES constraints
+    loss    token cross-entropy, or the CRF's negative log-likelihood; summed, divided by tokens
+    metrics entity-level (span) micro P/R/F1 as conlleval/seqeval (default and strict), per type,
+            token accuracy
+    decode  argmax per token, or Viterbi; `predict` tags whitespace-tokenized raw sentences
+
+Batching: sentences are shuffled per epoch with a generator seeded by (seed, epoch), cut into
+batches of `batch_size`, padded on the right; `lengths` keep padding out of every result.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rnncli import tagging
+from rnncli.config import Field, recurrent_model_fields
+from rnncli.crf import CRF
+from rnncli.data.conll import read_conll, write_conll as _write_rows
+from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.errors import ConfigError, DataError
+from rnncli.layers import Recurrent
+
+SPLITS = ("train", "val", "test")
+
+
+def _chars_on(cfg: dict) -> bool:
+    return cfg["model"].get("char_features") != "none"
+
+
+SCHEMA = {
+    "data": {
+        "train": Field("str", None, "training CoNLL file"),
+        "val": Field("str", None, "validation CoNLL file (picks the best checkpoint)"),
+        "test": Field("str", None, "test CoNLL file", nullable=True),
+        "token_column": Field("int", 0, "column of the token (0-based; negative counts from the end)"),
+        "tag_column": Field("int", -1, "column of the entity tag (0-based; negative counts from the end)"),
+        "encoding": Field("str", "utf-8", "text encoding of the files"),
+        "scheme": Field("str", None, "tag scheme of the files (null: detect from the training file)",
+                        nullable=True, choices=tagging.SCHEMES),
+        "train_scheme": Field("str", "iob2", "tag scheme the model learns and predicts in",
+                              choices=tagging.SCHEMES),
+        "lowercase": Field("bool", False, "lowercase words for the word vocabulary (characters keep case)"),
+        "min_freq": Field("int", 1, "training-set count a word needs to get its own embedding", min=1),
+        "vectors": Field("str", None, "pretrained word vectors, GloVe / word2vec text format", nullable=True),
+    },
+    "model": {
+        "embedding_dim": Field("int", 100, "word embedding size (with data.vectors: the vectors' size)", min=1),
+        "freeze_embeddings": Field("bool", False, "keep pretrained vectors fixed",
+                                   when=lambda c: c["data"].get("vectors") is not None,
+                                   when_text="data.vectors is set"),
+        "word_dropout": Field("float", 0.0, "replace training words by <unk> with this probability", min=0,
+                              max=1),
+        "char_features": Field("str", "none", "character-level word representation",
+                               choices=("none", "lstm", "cnn")),
+        "char_embedding_dim": Field("int", 25, "character embedding size", min=1, when=_chars_on,
+                                    when_text="model.char_features is lstm or cnn"),
+        "char_hidden_size": Field("int", 25, "char BiLSTM units per direction, or CNN filters", min=1,
+                                  when=_chars_on, when_text="model.char_features is lstm or cnn"),
+        "char_kernel_size": Field("int", 3, "char CNN window", min=1,
+                                  when=lambda c: c["model"].get("char_features") == "cnn",
+                                  when_text="model.char_features is cnn"),
+        "crf": Field("bool", False, "linear-chain CRF output layer with Viterbi decoding"),
+        "constraints": Field("bool", True, "forbid invalid tag transitions in the CRF",
+                             when=lambda c: c["model"].get("crf") is True, when_text="model.crf is true"),
+        **recurrent_model_fields(bidirectional=True),
+    },
+}
+
+
+def check(cfg: dict, where: Callable[..., str]) -> None:
+    d = cfg["data"]
+    for split in ("train", "val"):
+        if d[split] is None:
+            raise ConfigError(f"{where('data', split)}: data.{split} is required: a CoNLL file")
+    if d["token_column"] == d["tag_column"]:
+        raise ConfigError(f"{where('data', 'tag_column')}: data.token_column and data.tag_column are both "
+                          f"{d['tag_column']}; the token and the tag need their own columns")
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Encoded:
+    """One split: sentences as read, and as ids for the model."""
+
+    tokens: list[list[str]]
+    gold: list[list[str]]  # tags in the files' scheme
+    words: list[list[int]] = field(default_factory=list)
+    chars: list[list[list[int]]] = field(default_factory=list)
+    tags: list[list[int]] | None = None  # train-scheme tag ids (training split only)
+
+
+@dataclass
+class Vocabs:
+    words: Vocab
+    chars: Vocab
+    tags: list[str]  # in the training scheme
+    scheme: str  # the files' scheme
+    train_scheme: str
+    lowercase: bool
+
+    def encode(self, tokens: list[list[str]], gold: list[list[str]]) -> Encoded:
+        lower = (lambda w: w.lower()) if self.lowercase else (lambda w: w)
+        return Encoded(tokens, gold, [self.words.encode(map(lower, s)) for s in tokens],
+                       [[self.chars.encode(w) for w in s] for s in tokens])
+
+    def state(self) -> dict:
+        return {"words": self.words.itos, "chars": self.chars.itos, "tags": self.tags, "scheme": self.scheme,
+                "train_scheme": self.train_scheme, "lowercase": self.lowercase}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "Vocabs":
+        return cls(Vocab(s["words"]), Vocab(s["chars"]), s["tags"], s["scheme"], s["train_scheme"], s["lowercase"])
+
+
+def read_split(path: str, d: dict) -> tuple[list[list[str]], list[list[str]]]:
+    sentences = read_conll(path, d["token_column"], d["tag_column"], d["encoding"])
+    return [s.tokens for s in sentences], [s.tags for s in sentences]
+
+
+def build_vocabs(tokens: list[list[str]], gold: list[list[str]], d: dict) -> Vocabs:
+    scheme = d["scheme"] or tagging.detect_scheme(gold)
+    lower = (lambda w: w.lower()) if d["lowercase"] else (lambda w: w)
+    words = Vocab.build(([lower(w) for w in s] for s in tokens), min_freq=d["min_freq"])
+    chars = Vocab.build(s for sentence in tokens for s in sentence)
+    types = {kind for tags in gold for kind, _, _ in tagging.spans(tags)}
+    return Vocabs(words, chars, tagging.scheme_tags(types, d["train_scheme"]), scheme, d["train_scheme"],
+                  d["lowercase"])
+
+
+# --------------------------------------------------------------------------- model
+class CharEncoder(nn.Module):
+    """Each word's characters -> one vector: a BiLSTM's final states, or a CNN max-pooled."""
+
+    def __init__(self, num_chars: int, embedding_dim: int, hidden_size: int, kind: str, kernel_size: int = 3):
+        super().__init__()
+        self.kind = kind
+        self.embedding = nn.Embedding(num_chars, embedding_dim, padding_idx=0)
+        if kind == "lstm":
+            self.rnn = Recurrent("lstm", embedding_dim, hidden_size, bidirectional=True)
+            self.output_size = 2 * hidden_size
+        else:
+            self.conv = nn.Conv1d(embedding_dim, hidden_size, kernel_size, padding=kernel_size // 2)
+            self.output_size = hidden_size
+
+    def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """chars (N, L) ids of N words, lengths (N,) -> (N, output_size)."""
+        x = self.embedding(chars)  # (N, L, E)
+        if self.kind == "lstm":
+            _, (h, _) = self.rnn(x, lengths)  # h (2, N, H): forward and backward final states
+            return torch.cat([h[0], h[1]], dim=1)
+        y = self.conv(x.transpose(1, 2))[:, :, : chars.size(1)]  # (N, H, L)
+        pad = torch.arange(chars.size(1), device=chars.device) >= lengths.unsqueeze(1)  # (N, L)
+        return y.masked_fill(pad.unsqueeze(1), float("-inf")).max(dim=2).values
+
+
+class Tagger(nn.Module):
+    """Word (+ char) features -> recurrent stack -> per-token tag scores (-> CRF)."""
+
+    def __init__(self, num_words: int, num_tags: int, embedding_dim: int, cell: str, hidden_size: int,
+                 num_layers: int, bidirectional: bool, dropout: float, crf: bool = False,
+                 allowed=None, chars: CharEncoder | None = None, vectors: torch.Tensor | None = None,
+                 freeze_embeddings: bool = False, **cell_options):
+        super().__init__()
+        self.embedding = nn.Embedding(num_words, embedding_dim, padding_idx=0)
+        if vectors is not None:
+            self.embedding.weight.data.copy_(vectors)
+            self.embedding.weight.requires_grad_(not freeze_embeddings)
+        self.chars = chars
+        features = embedding_dim + (chars.output_size if chars is not None else 0)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = Recurrent(cell, features, hidden_size, num_layers, bidirectional=bidirectional,
+                             dropout=dropout, **cell_options)
+        self.head = nn.Linear(self.rnn.output_size, num_tags)
+        self.crf = CRF(num_tags, allowed) if crf else None
+
+    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars=None) -> torch.Tensor:
+        """words (B, T), lengths (B,), chars (ids (N, L), lengths (N,)) of the N real words in
+        row-major order -> emissions (B, T, K)."""
+        x = self.embedding(words)  # (B, T, E)
+        if self.chars is not None:
+            mask = torch.arange(words.size(1), device=words.device) < lengths.unsqueeze(1)  # (B, T)
+            per_word = self.chars(*chars)  # (N, C)
+            char_x = x.new_zeros(*words.shape, per_word.size(1)).masked_scatter(mask.unsqueeze(2), per_word)
+            x = torch.cat([x, char_x], dim=2)  # (B, T, E + C)
+        out, _ = self.rnn(self.dropout(x), lengths)  # (B, T, D*H), zero past each length
+        return self.head(self.dropout(out))
+
+
+def build_model(vocabs: Vocabs, m: dict, vectors: torch.Tensor | None = None) -> Tagger:
+    chars = None
+    if m["char_features"] != "none":
+        chars = CharEncoder(len(vocabs.chars), m["char_embedding_dim"], m["char_hidden_size"], m["char_features"],
+                            m.get("char_kernel_size", 3))
+    allowed = tagging.allowed_transitions(vocabs.tags, vocabs.train_scheme) if m.get("constraints") else None
+    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    return Tagger(len(vocabs.words), len(vocabs.tags), m["embedding_dim"], m["cell"], m["hidden_size"], m["num_layers"],
+                  m["bidirectional"], m["dropout"], m["crf"], allowed, chars, vectors,
+                  m.get("freeze_embeddings", False), **options)
+
+
+# --------------------------------------------------------------------------- batches
+def make_batch(data: Encoded, index: list[int], device, with_tags: bool = False) -> dict:
+    """Sentences `index` of a split -> padded tensors: words/tags (B, T), lengths (B,), chars."""
+    words, lengths = pad_batch([data.words[i] for i in index])
+    char_words = [w for i in index for w in data.chars[i]]  # the N real words, row-major
+    chars, char_lengths = pad_batch([w or [1] for w in char_words])  # an empty word reads as <unk>
+    batch = {"index": index, "words": words.to(device), "lengths": lengths.to(device),
+             "chars": (chars.to(device), char_lengths.to(device))}
+    if with_tags:
+        batch["tags"] = pad_batch([data.tags[i] for i in index])[0].to(device)
+    return batch
+
+
+def decode(model: Tagger, batch: dict) -> tuple[list[list[int]], torch.Tensor]:
+    """Best tag ids per sentence and their scores (CRF path score, or summed log-softmax)."""
+    emissions = model(batch["words"], batch["lengths"], batch["chars"])  # (B, T, K)
+    lengths = batch["lengths"]
+    if model.crf is not None:
+        return model.crf.decode(emissions, lengths)
+    logp, ids = F.log_softmax(emissions, dim=2).max(dim=2)  # (B, T) each
+    mask = torch.arange(ids.size(1), device=ids.device) < lengths.unsqueeze(1)
+    paths = [row[:n] for row, n in zip(ids.tolist(), lengths.tolist())]
+    return paths, (logp * mask).sum(1)
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass
+class NERTask:
+    model: Tagger
+    vocabs: Vocabs
+    splits: dict[str, Encoded]
+    batch_size: int
+    seed: int
+    word_dropout: float = 0.0
+    metric: str = "f1"
+    higher_is_better: bool = True
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def num_train_batches(self) -> int:
+        return -(-len(self.splits["train"].words) // self.batch_size)
+
+    def train_batches(self, epoch: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        order = torch.randperm(len(self.splits["train"].words), generator=generator).tolist()
+        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, index: list[int], carry):
+        batch = make_batch(self.splits["train"], index, self.device, with_tags=True)
+        words, lengths = batch["words"], batch["lengths"]
+        if self.word_dropout:
+            drop = torch.rand(words.shape, device=words.device) < self.word_dropout
+            words = words.masked_fill(drop & (words != 0), self.vocabs.words.unk_id)
+        emissions = self.model(words, lengths, batch["chars"])  # (B, T, K)
+        tokens = int(lengths.sum())
+        if self.model.crf is not None:
+            loss = self.model.crf.neg_log_likelihood(emissions, batch["tags"], lengths).sum() / tokens
+        else:
+            mask = torch.arange(words.size(1), device=words.device) < lengths.unsqueeze(1)
+            loss = F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum") / tokens
+        return loss, None, tokens
+
+    def evaluate(self, split: str) -> dict:
+        if split not in self.splits:
+            raise DataError(f"this run has no {split} split (set data.{split} in the config, or use --data FILE)")
+        data = self.splits[split]
+        pred = self.tag(data)
+        return scores(data.gold, pred, self.vocabs.scheme)
+
+    @torch.no_grad()
+    def tag(self, data: Encoded) -> list[list[str]]:
+        """Predicted tags in the files' scheme (repaired and converted from the training scheme)."""
+        self.model.eval()
+        out: list[list[str]] = []
+        for start in range(0, len(data.words), 64):
+            index = list(range(start, min(start + 64, len(data.words))))
+            paths, _ = decode(self.model, make_batch(data, index, self.device))
+            out += [tagging.convert([self.vocabs.tags[k] for k in p], self.vocabs.scheme) for p in paths]
+        return out
+
+    def state(self) -> dict:
+        return self.vocabs.state()
+
+
+def scores(gold: list[list[str]], pred: list[list[str]], scheme: str) -> dict:
+    """Span P/R/F1 (conlleval default mode), strict-mode F1, token accuracy, per-type table."""
+    default = tagging.span_scores(gold, pred)
+    strict = tagging.span_scores(gold, pred, mode="strict", scheme=scheme)
+    return {"f1": default["f1"], "precision": default["precision"], "recall": default["recall"],
+            "strict_f1": strict["f1"], "token_accuracy": tagging.token_accuracy(gold, pred),
+            "entities": sum(t["support"] for t in default["per_type"].values()), "sentences": len(gold),
+            "per_type": default["per_type"]}
+
+
+def _train_tags(vocabs: Vocabs, gold: list[list[str]]) -> list[list[int]]:
+    """Gold tags (repaired) in the training scheme, as ids."""
+    index = {t: i for i, t in enumerate(vocabs.tags)}
+    return [[index[t] for t in tagging.convert(tags, vocabs.train_scheme)] for tags in gold]
+
+
+def _vectors(d: dict, vocabs: Vocabs, tokens: list[list[str]], embedding_dim: int, seed: int):
+    """Pretrained rows for the word vocabulary (the classification task's loader), or None."""
+    if d["vectors"] is None:
+        return None
+    from rnncli.data.embeddings import load_vectors
+
+    counts = Counter(w.lower() if vocabs.lowercase else w for s in tokens for w in s)
+    weights, _ = load_vectors(d["vectors"], vocabs.words, token_counts=counts, seed=seed, specials=(UNK,))
+    if weights.size(1) != embedding_dim:
+        raise DataError(f"{d['vectors']} holds {weights.size(1)}-d vectors but model.embedding_dim = "
+                        f"{embedding_dim}; set model.embedding_dim: {weights.size(1)}")
+    return weights
+
+
+def build(cfg: dict, device: torch.device) -> NERTask:
+    """Config -> data, vocabularies, model and task, ready to train."""
+    d, t = cfg["data"], cfg["trainer"]
+    raw = {s: read_split(d[s], d) for s in SPLITS if d[s] is not None}
+    vocabs = build_vocabs(*raw["train"], d)
+    splits = {s: vocabs.encode(*raw[s]) for s in raw}
+    splits["train"].tags = _train_tags(vocabs, raw["train"][1])
+    vectors = _vectors(d, vocabs, raw["train"][0], cfg["model"]["embedding_dim"], t["seed"])
+    model = build_model(vocabs, cfg["model"], vectors).to(device)
+    return NERTask(model, vocabs, splits, t["batch_size"], t["seed"], cfg["model"]["word_dropout"])
+
+
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
+            data_file: str | None = None) -> NERTask:
+    """Rebuild a trained tagger from a checkpoint; `task.load_data()` reads the evaluation data."""
+    vocabs = Vocabs.from_state(task_state)
+    model = build_model(vocabs, cfg["model"]).to(device)
+    model.load_state_dict(model_state)
+    task = NERTask(model, vocabs, {}, cfg["trainer"]["batch_size"], cfg["trainer"]["seed"])
+    task.load_data = lambda: _load_eval_data(task, cfg["data"], data_file)
+    return task
+
+
+def _load_eval_data(task: NERTask, d: dict, data_file: str | None) -> None:
+    files = {"file": data_file} if data_file else {s: d[s] for s in SPLITS if d[s] is not None}
+    task.splits = {s: task.vocabs.encode(*read_split(path, d)) for s, path in files.items()}
+
+
+# --------------------------------------------------------------------------- predict
+@torch.no_grad()
+def predict(task: NERTask, texts: list[str]) -> list[dict]:
+    """Whitespace-tokenized raw sentences -> {"text", "tokens", "tags", "entities": [{text, type,
+    start, end}]}, with `end` exclusive (tokens[start:end] is the entity)."""
+    preds = predict_tokens(task, [text.split() for text in texts])
+    return [{"text": text, **p} for text, p in zip(texts, preds)]
+
+
+def predict_tokens(task: NERTask, sentences: list[list[str]], gold: list[list[str]] | None = None) -> list[dict]:
+    """Tokenized sentences (e.g. a CoNLL file's, with its `gold` tags) -> prediction dicts;
+    tags are in the files' scheme; `gold` is kept for `write_conll`."""
+    nonempty = [i for i, s in enumerate(sentences) if s]  # an empty sentence has no entities
+    kept = [sentences[i] for i in nonempty]
+    tags = dict(zip(nonempty, task.tag(task.vocabs.encode(kept, [["O"] * len(s) for s in kept]))))
+    out = []
+    for i, tokens in enumerate(sentences):
+        found = tagging.spans(tags.get(i, []))
+        out.append({"tokens": tokens, "tags": tags.get(i, []), **({"gold": gold[i]} if gold else {}),
+                    "entities": [{"text": " ".join(tokens[s : e + 1]), "type": kind, "start": s, "end": e + 1}
+                                 for kind, s, e in found]})
+    return out
+
+
+def format_prediction(pred: dict) -> str:
+    """'Ada Lovelace  person [0:2]  |  London  location [5:6]' (token spans, end exclusive)."""
+    if not pred["entities"]:
+        return "(no entities)"
+    return "  |  ".join(f"{e['text']}  {e['type']} [{e['start']}:{e['end']}]" for e in pred["entities"])
+
+
+def write_conll(preds: list[dict], path: str) -> None:
+    """Predictions -> CoNLL: `token<TAB>[gold<TAB>]predicted` per line, conlleval-readable."""
+    _write_rows(path, [[[tok, *([p["gold"][k]] if "gold" in p else []), tag]
+                        for k, (tok, tag) in enumerate(zip(p["tokens"], p["tags"]))] for p in preds])
+
+
+def metric_tables(metrics: dict) -> list:
+    """The per-type precision / recall / F1 table for `rnncli eval`."""
+    from rich.table import Table
+
+    per_type = metrics.get("per_type")
+    if not per_type:
+        return []
+    table = Table(title="entities by type (span level, conlleval)")
+    for name in ("type", "precision", "recall", "f1", "support"):
+        table.add_column(name, justify="left" if name == "type" else "right")
+    for kind, s in per_type.items():
+        table.add_row(kind, f"{100 * s['precision']:.2f}", f"{100 * s['recall']:.2f}", f"{100 * s['f1']:.2f}",
+                      str(s["support"]))
+    table.add_row("[bold]all (micro)", f"{100 * metrics['precision']:.2f}", f"{100 * metrics['recall']:.2f}",
+                  f"{100 * metrics['f1']:.2f}", str(metrics.get("entities", "")))
+    return [table]
