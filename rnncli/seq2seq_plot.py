@@ -1,0 +1,75 @@
+"""One sentence's attention: greedy decoding that keeps the weights, drawn as a PNG heat-map
+(matplotlib) or a terminal heat-map (rich).
+
+The pictures take the dict of `rnncli.tasks.seq2seq.attention_map`: source tokens (columns), output
+tokens (rows) and the weights (T_out, S); each row sums to 1, padding never appears.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnncli.beam import step_logprobs
+from rnncli.seq2seq_model import Seq2Seq
+
+
+@torch.no_grad()
+def greedy_attention(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, banned: list[int],
+                     max_len: int) -> tuple[list[int], list[list[float]]]:
+    """Greedy decoding of ONE sentence (src (1, S)) -> output ids (with <eos>) and weights (T_out, S)."""
+    model.eval()
+    memory, state = model.encode(src, lengths)
+    token, out, rows = torch.tensor([bos], device=src.device), [], []
+    for _ in range(max_len):
+        logp, state, weights = step_logprobs(model, token, state, memory, banned)
+        token = logp.argmax(-1)
+        out.append(token.item())
+        rows.append([round(w, 4) for w in weights[0].tolist()])
+        if out[-1] == eos:
+            break
+    return out, rows
+
+
+def _shade(w: float) -> int:
+    return int(30 + 225 * w)  # dark for 0, white for 1
+
+
+def _ink(w: float) -> str:
+    return "black" if w > 0.5 else "white"
+
+
+def plot_attention(amap: dict, path: str) -> bool:
+    """Write a PNG heat-map (rows: output tokens, columns: source tokens); False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    src, out = amap["source"], amap["output"]
+    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(src), 1 + 0.4 * len(out)))
+    ax.imshow(amap["weights"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
+    ax.set_yticks(range(len(out)), out)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def attention_table(amap: dict):
+    """A rich table: one row per output token, cells shaded by attention weight (terminal heat-map)."""
+    from rich.table import Table
+
+    table = Table(title="attention (rows: output, columns: source)")
+    table.add_column("")
+    for token in amap["source"]:
+        table.add_column(token, justify="right")
+    for token, row in zip(amap["output"], amap["weights"]):
+        cells = [f"[{_ink(w)} on rgb({_shade(w)},{_shade(w)},{_shade(w)})]{w:.2f}[/]" for w in row]
+        table.add_row(token, *cells)
+    return table

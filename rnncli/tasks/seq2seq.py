@@ -1,0 +1,430 @@
+"""Task `seq2seq`: encoder-decoder translation (many-to-many, unequal lengths).
+
+    data    a TSV file (or two line-aligned files) cut by a seeded split, or separate train/val/test
+            TSV files; unicode normalisation, word or char tokens per side, length/prefix filters
+            (rnncli/data/parallel.py); source and target vocabularies with <pad> <unk> <bos> <eos>
+    batches sorted by source length within shuffled pools (buckets), so padding stays small:
+              shuffle(seed*1000+epoch) ─► pools of 50 batches ─► sort by length ─► cut ─► shuffle batches
+    model   encoder -> bridge -> decoder with none / dot / general / additive attention
+            (rnncli/seq2seq_model.py); teacher forcing with a ratio, decayed per epoch
+    loss    cross-entropy of the next target token, masked over padding
+    metrics teacher-forced loss, perplexity and token accuracy; BLEU, chrF (sacrebleu, on
+            detokenized text) and exact match of free decoding (greedy or beam, rnncli/beam.py)
+    decode  `translate`: greedy or batched beam search with n-best lists and scores
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from rnncli.beam import Hypothesis, beam_search, greedy, max_lengths
+from rnncli.config import Field, recurrent_model_fields
+from rnncli.data import parallel
+from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
+from rnncli.errors import ConfigError, DataError, RunError
+from rnncli.seq2seq_model import ATTENTIONS, Seq2Seq
+
+BOS, EOS = "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)
+METRICS = {"bleu": True, "chrf": True, "exact_match": True, "token_accuracy": True, "loss": False}
+
+
+def _one_corpus(cfg: dict) -> bool:
+    return cfg["data"].get("path") is not None or cfg["data"].get("source_path") is not None
+
+
+SCHEMA = {
+    "data": {
+        "path": Field("str", None, "one TSV corpus, cut by `split`", nullable=True),
+        "source_path": Field("str", None, "source side of a two-file corpus (line-aligned)", nullable=True),
+        "target_path": Field("str", None, "target side of a two-file corpus", nullable=True),
+        "train": Field("str", None, "training TSV (instead of path)", nullable=True),
+        "val": Field("str", None, "validation TSV", nullable=True),
+        "test": Field("str", None, "test TSV", nullable=True),
+        "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions after a seeded shuffle", min=0, max=1,
+                       when=_one_corpus, when_text="data.path or data.source_path is set"),
+        "split_seed": Field("int", 0, "seed of the shuffle before the split", when=_one_corpus,
+                            when_text="data.path or data.source_path is set"),
+        "source_column": Field("int", 0, "TSV column of the source sentence (0-based)", min=0),
+        "target_column": Field("int", 1, "TSV column of the target sentence (0-based)", min=0),
+        "encoding": Field("str", "utf-8", "text encoding of the files"),
+        "normalize": Field("str", "NFKC", "unicode normalisation", choices=parallel.NORMALIZATIONS),
+        "lowercase": Field("bool", True, "lowercase both sides"),
+        "source_tokenizer": Field("str", "word", "source tokens", choices=parallel.TOKENIZERS),
+        "target_tokenizer": Field("str", "word", "target tokens", choices=parallel.TOKENIZERS),
+        "max_source_len": Field("int", None, "drop pairs with longer sources (tokens)", nullable=True, min=1),
+        "max_target_len": Field("int", None, "drop pairs with longer targets (tokens)", nullable=True, min=1),
+        "prefixes": Field("strs", None, "keep only pairs whose `prefix_side` starts with one of these",
+                          nullable=True),
+        "prefix_side": Field("str", "source", "side the prefix filter looks at", choices=("source", "target")),
+        "max_pairs": Field("int", None, "use only the first N pairs that pass the filters", nullable=True, min=1),
+        "min_freq": Field("int", 1, "tokens seen fewer times in train become <unk>", min=1),
+        "shared_vocab": Field("bool", False, "one vocabulary for both sides"),
+    },
+    "model": {
+        "embedding_dim": Field("int", 128, "token embedding size (both sides)", min=1),
+        **recurrent_model_fields(bidirectional=True),
+        "attention": Field("str", "additive", "attention score", choices=ATTENTIONS),
+        "input_feeding": Field("bool", False, "feed the previous attentional state to the decoder (Luong)",
+                               when=lambda c: c["model"].get("attention") != "none",
+                               when_text="model.attention is not none"),
+        "decoder_hidden_size": Field("int", None, "decoder size (null: hidden_size)", nullable=True, min=1),
+        "decoder_num_layers": Field("int", None, "decoder layers (null: num_layers)", nullable=True, min=1),
+        "bridge": Field("str", "linear", "encoder final state -> decoder initial state", choices=("linear", "zeros")),
+    },
+    "trainer": {
+        "teacher_forcing": Field("float", 1.0, "probability of feeding the gold previous token", min=0, max=1),
+        "teacher_forcing_decay": Field("float", 0.0, "subtracted from teacher_forcing each epoch", min=0, max=1),
+        "teacher_forcing_min": Field("float", 0.0, "floor of the decayed ratio", min=0, max=1),
+        "metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
+        "beam_size": Field("int", 1, "beam used by validation decoding (1: greedy)", min=1),
+        "length_penalty": Field("float", 0.0, "GNMT length penalty alpha", min=0),
+        "max_length_ratio": Field("float", 2.0, "max output tokens = ratio * source tokens + extra", min=0),
+        "max_length_extra": Field("int", 5, "see max_length_ratio", min=0),
+    },
+}
+
+
+def check(cfg: dict, where: Callable[..., str]) -> None:
+    d, m = cfg["data"], cfg["model"]
+    sources = [d["path"] is not None, d["source_path"] is not None or d["target_path"] is not None,
+               d["train"] is not None]
+    if sum(sources) != 1:
+        raise ConfigError(f"{where('data')}: set exactly one of data.path (a TSV), data.source_path + "
+                          f"data.target_path (two aligned files) or data.train (+ data.val, data.test)")
+    if (d["source_path"] is None) != (d["target_path"] is None):
+        raise ConfigError(f"{where('data', 'source_path')}: set both data.source_path and data.target_path")
+    if d["train"] is not None and d["val"] is None:
+        raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
+    if _one_corpus(cfg):
+        split = d["split"]
+        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
+            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
+                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+    if d["shared_vocab"] and d["source_tokenizer"] != d["target_tokenizer"]:
+        raise ConfigError(f"{where('data', 'shared_vocab')}: data.shared_vocab needs the same tokenizer on "
+                          f"both sides (source: {d['source_tokenizer']}, target: {d['target_tokenizer']})")
+    enc_size = m["hidden_size"] * (2 if m["bidirectional"] else 1)
+    dec_size = m["decoder_hidden_size"] or m["hidden_size"]
+    if m["attention"] == "dot" and enc_size != dec_size:
+        raise ConfigError(f"{where('model', 'attention')}: model.attention = dot needs the decoder size "
+                          f"({dec_size}) to equal the encoder output size ({enc_size} = hidden_size x directions); "
+                          f"use general or additive, or set model.decoder_hidden_size: {enc_size}")
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class Pairs:
+    """Tokenized sentence pairs of one split."""
+
+    src: list[list[str]]
+    tgt: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+
+def _raw_pairs(d: dict, split_name: str | None = None, path: str | None = None) -> list[tuple[str, str]]:
+    if path is not None:
+        return parallel.read_tsv(path, d["source_column"], d["target_column"], d["encoding"])
+    if d["source_path"] is not None:
+        return parallel.read_aligned(d["source_path"], d["target_path"], d["encoding"])
+    return parallel.read_tsv(d["path"] if split_name is None else d[split_name], d["source_column"],
+                             d["target_column"], d["encoding"])
+
+
+def prepare(raw: list[tuple[str, str]], d: dict, filters: bool = True) -> Pairs:
+    """Normalise, tokenize and (for training data) filter raw pairs."""
+    src, tgt = [], []
+    for s_text, t_text in raw:
+        s_text, t_text = parallel.normalize(s_text, d["normalize"]), parallel.normalize(t_text, d["normalize"])
+        s = parallel.tokenize(s_text, d["source_tokenizer"], d["lowercase"])
+        t = parallel.tokenize(t_text, d["target_tokenizer"], d["lowercase"])
+        if filters and not parallel.keep_pair(s, t, s_text, t_text, d["max_source_len"], d["max_target_len"],
+                                              d["prefixes"], d["prefix_side"]):
+            continue
+        if not filters and (not s or not t):
+            continue
+        src.append(s)
+        tgt.append(t)
+        if filters and d["max_pairs"] is not None and len(src) >= d["max_pairs"]:
+            break
+    return Pairs(src, tgt)
+
+
+def load_splits(d: dict) -> dict[str, Pairs]:
+    """split name -> tokenized pairs, as the data section describes."""
+    if d["train"] is None:
+        pairs = prepare(_raw_pairs(d), d)
+        where = d["path"] or d["source_path"]
+        if len(pairs) < 3:
+            raise DataError(f"{where}: only {len(pairs)} sentence pairs pass the filters (data.max_source_len, "
+                            f"data.max_target_len, data.prefixes); need at least 3 to split")
+        cut = parallel.split_pairs(list(zip(pairs.src, pairs.tgt)), d["split"], d["split_seed"])
+        return {name: Pairs([s for s, _ in items], [t for _, t in items]) for name, items in cut.items()}
+    out = {"train": prepare(_raw_pairs(d, "train"), d)}
+    for name in ("val", "test"):
+        if d[name] is not None:
+            out[name] = prepare(_raw_pairs(d, name), d, filters=False)
+    if not len(out["train"]):
+        raise DataError(f"{d['train']}: no sentence pairs pass the filters")
+    return out
+
+
+@dataclass
+class Vocabs:
+    src: Vocab
+    tgt: Vocab
+
+    @classmethod
+    def build(cls, train: Pairs, min_freq: int, shared: bool) -> "Vocabs":
+        if shared:
+            both = Vocab.build(train.src + train.tgt, min_freq, specials=SPECIALS)
+            return cls(both, both)
+        return cls(Vocab.build(train.src, min_freq, specials=SPECIALS),
+                   Vocab.build(train.tgt, min_freq, specials=SPECIALS))
+
+    def state(self) -> dict:
+        return {"source": self.src.itos, "target": self.tgt.itos}
+
+    @classmethod
+    def from_state(cls, s: dict) -> "Vocabs":
+        return cls(Vocab(s["source"]), Vocab(s["target"]))
+
+
+def make_batch(pairs: Pairs, index: list[int], vocabs: Vocabs, device) -> dict:
+    """src (B, S) + lengths; tgt_in = <bos> y (B, T); tgt_out = y <eos> (B, T), padded with <pad>."""
+    bos, eos, pad = vocabs.tgt.stoi[BOS], vocabs.tgt.stoi[EOS], vocabs.tgt.pad_id
+    src, lengths = pad_batch([vocabs.src.encode(pairs.src[i]) for i in index], vocabs.src.pad_id)
+    tgt = [vocabs.tgt.encode(pairs.tgt[i]) for i in index]
+    tgt_in, _ = pad_batch([[bos] + y for y in tgt], pad)
+    tgt_out, _ = pad_batch([y + [eos] for y in tgt], pad)
+    return {"src": src.to(device), "lengths": lengths, "tgt_in": tgt_in.to(device),
+            "tgt_out": tgt_out.to(device), "index": index}
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator, pool: int = 50) -> list[list[int]]:
+    """Shuffle, sort by length within pools of `pool` batches, cut batches, shuffle batch order."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def sorted_batches(pairs: Pairs, batch_size: int) -> list[list[int]]:
+    """Evaluation order: by source length (less padding); results are put back in corpus order."""
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs.src[i]))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+# --------------------------------------------------------------------------- model
+def build_model(vocabs: Vocabs, m: dict) -> Seq2Seq:
+    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    return Seq2Seq(len(vocabs.src), len(vocabs.tgt), m["embedding_dim"], m["cell"], m["hidden_size"],
+                   m["num_layers"], m["bidirectional"], m["dropout"], m["attention"], m.get("input_feeding", False),
+                   m["decoder_hidden_size"] or m["hidden_size"], m["decoder_num_layers"] or m["num_layers"],
+                   m["bridge"], vocabs.src.pad_id, **options)
+
+
+def teacher_forcing_ratio(t: dict, epoch: int) -> float:
+    """Scheduled sampling: the ratio decays linearly per epoch down to teacher_forcing_min."""
+    ratio = t["teacher_forcing"] - t["teacher_forcing_decay"] * epoch
+    return max(ratio, min(t["teacher_forcing_min"], t["teacher_forcing"]))
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass
+class Seq2SeqTask:
+    model: Seq2Seq
+    vocabs: Vocabs
+    splits: dict[str, Pairs]
+    data: dict  # the config's data section (tokenizers, normalisation)
+    t: dict  # the config's trainer section
+    device: torch.device
+    metric: str = "bleu"
+    higher_is_better: bool = True
+    decode_options: dict = field(default_factory=dict)  # overrides of beam_size etc. (rnncli eval --beam)
+
+    def num_train_batches(self) -> int:
+        return math.ceil(len(self.splits["train"]) / self.t["batch_size"])
+
+    def train_batches(self, epoch: int) -> list[tuple[int, list[int]]]:
+        g = torch.Generator().manual_seed(self.t["seed"] * 1000 + epoch)
+        lengths = [len(s) for s in self.splits["train"].src]
+        return [(epoch, b) for b in bucketed_batches(lengths, self.t["batch_size"], g)]
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, batch, carry):
+        epoch, index = batch
+        b = make_batch(self.splits["train"], index, self.vocabs, self.device)
+        logits, _ = self.model(b["src"], b["lengths"], b["tgt_in"], teacher_forcing_ratio(self.t, epoch))
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), b["tgt_out"].reshape(-1),
+                               ignore_index=self.vocabs.tgt.pad_id)
+        return loss, None, int((b["tgt_out"] != self.vocabs.tgt.pad_id).sum())
+
+    def evaluate(self, split: str, beam: int | None = None) -> dict:
+        """Teacher-forced scores and free-decoding scores (beam: override trainer.beam_size)."""
+        if beam is not None:
+            self.decode_options = {**self.decode_options, "beam_size": beam}
+        if split not in self.splits or not len(self.splits[split]):
+            raise DataError(f"this run has no {split} split (or it is empty)")
+        pairs = self.splits[split]
+        scored = teacher_forced_scores(self.model, pairs, self.vocabs, self.t["batch_size"], self.device)
+        hyps = self.decode(pairs.src)
+        return {**scored, **decoding_scores([h[0].tokens for h in hyps], pairs.tgt, self.vocabs.tgt,
+                                            self.data["target_tokenizer"]),
+                "beam_size": self.option("beam_size")}
+
+    def option(self, key: str):
+        return self.decode_options.get(key) if self.decode_options.get(key) is not None else self.t[key]
+
+    def decode(self, sources: list[list[str]], n_best: int = 1) -> list[list[Hypothesis]]:
+        """Token lists -> n-best hypotheses each, in input order."""
+        pairs = Pairs(sources, [[] for _ in sources])
+        out: list = [None] * len(sources)
+        tgt = self.vocabs.tgt
+        ids = dict(bos=tgt.stoi[BOS], eos=tgt.stoi[EOS], banned=[tgt.pad_id, tgt.stoi[BOS]])
+        beam = self.option("beam_size")
+        for index in sorted_batches(pairs, self.t["batch_size"]):
+            b = make_batch(pairs, index, self.vocabs, self.device)
+            limit = max_lengths(b["lengths"], self.option("max_length_ratio"), self.option("max_length_extra"))
+            if beam == 1 and n_best == 1:
+                results = [[h] for h in greedy(self.model, b["src"], b["lengths"], max_len=limit, **ids)]
+            else:
+                results = beam_search(self.model, b["src"], b["lengths"], max_len=limit, beam=max(beam, n_best),
+                                      alpha=self.option("length_penalty"), n_best=n_best, **ids)
+            for i, r in zip(index, results):
+                out[i] = r
+        return out
+
+    def state(self) -> dict:
+        return self.vocabs.state()
+
+
+@torch.no_grad()
+def teacher_forced_scores(model: Seq2Seq, pairs: Pairs, vocabs: Vocabs, batch_size: int, device) -> dict:
+    """Loss (nats per target token, <eos> included), perplexity, token accuracy under teacher forcing."""
+    model.eval()
+    total, correct, count = 0.0, 0, 0
+    pad = vocabs.tgt.pad_id
+    for index in sorted_batches(pairs, batch_size):
+        b = make_batch(pairs, index, vocabs, device)
+        logits, _ = model(b["src"], b["lengths"], b["tgt_in"])
+        gold = b["tgt_out"]
+        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), gold.reshape(-1), ignore_index=pad,
+                                 reduction="sum").item()
+        real = gold != pad
+        correct += int(((logits.argmax(-1) == gold) & real).sum())
+        count += int(real.sum())
+    loss = total / count
+    return {"loss": loss, "ppl": math.exp(min(loss, 50.0)), "token_accuracy": correct / count, "tokens": count}
+
+
+def decoding_scores(hyps: list[list[int]], refs: list[list[str]], tgt_vocab: Vocab, tokenizer: str) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, detokenized text) and exact match of decoded token lists."""
+    import sacrebleu
+
+    hyp_text = [parallel.detokenize(tgt_vocab.decode(h), tokenizer) for h in hyps]
+    ref_text = [parallel.detokenize(r, tokenizer) for r in refs]
+    exact = sum(h == r for h, r in zip(hyp_text, ref_text)) / len(refs)
+    return {"bleu": sacrebleu.corpus_bleu(hyp_text, [ref_text]).score,
+            "chrf": sacrebleu.corpus_chrf(hyp_text, [ref_text]).score,
+            "exact_match": exact, "sentences": len(refs),
+            "examples": [{"hypothesis": h, "reference": r} for h, r in zip(hyp_text[:3], ref_text[:3])]}
+
+
+def build(cfg: dict, device: torch.device) -> Seq2SeqTask:
+    """Config -> data, vocabularies, model and task, ready to train."""
+    splits = load_splits(cfg["data"])
+    if "val" not in splits:
+        raise DataError("the corpus has no validation pairs (check data.split / data.val)")
+    vocabs = Vocabs.build(splits["train"], cfg["data"]["min_freq"], cfg["data"]["shared_vocab"])
+    model = build_model(vocabs, cfg["model"]).to(device)
+    metric = cfg["trainer"]["metric"]
+    return Seq2SeqTask(model, vocabs, splits, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
+
+
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
+            data_file: str | None = None) -> Seq2SeqTask:
+    """Rebuild a trained task from a checkpoint: saved vocabularies and weights, data on demand."""
+    vocabs = Vocabs.from_state(task_state)
+    model = build_model(vocabs, cfg["model"]).to(device)
+    model.load_state_dict(model_state)
+    metric = cfg["trainer"]["metric"]
+    task = Seq2SeqTask(model, vocabs, {}, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
+    task.load_data = lambda: _load_eval_data(task, cfg["data"], data_file)
+    return task
+
+
+def _load_eval_data(task: Seq2SeqTask, d: dict, data_file: str | None) -> None:
+    if data_file is not None:
+        task.splits = {"file": prepare(_raw_pairs(d, path=data_file), d, filters=False)}
+    else:
+        task.splits = load_splits(d)
+
+
+# --------------------------------------------------------------------------- decode
+def translate(task: Seq2SeqTask, sentences: list[str], beam: int | None = None, n_best: int = 1,
+              length_penalty: float | None = None) -> list[dict]:
+    """Raw sentences -> one dict each: {"source", "translations": [{"text", "score"}, ...]} best first."""
+    if beam is not None and beam < 1 or n_best < 1:
+        raise RunError(f"--beam {beam} / --n-best {n_best}: both must be >= 1")
+    if beam is not None and n_best > beam:
+        raise RunError(f"--n-best {n_best} is larger than --beam {beam}: a beam of K gives at most K translations")
+    d = task.data
+    tokens = [parallel.tokenize(parallel.normalize(s, d["normalize"]), d["source_tokenizer"], d["lowercase"])
+              for s in sentences]
+    empty = [i + 1 for i, t in enumerate(tokens) if not t]
+    if empty:
+        raise DataError(f"sentence {empty[0]} is empty: nothing to translate")
+    task.decode_options = {"beam_size": beam, "length_penalty": length_penalty}
+    results = task.decode(tokens, n_best)
+    vocab, tok = task.vocabs.tgt, d["target_tokenizer"]
+    return [{"source": s, "translations": [{"text": parallel.detokenize(vocab.decode(h.tokens), tok),
+                                            "score": round(h.score, 4)} for h in hyps]}
+            for s, hyps in zip(sentences, results)]
+
+
+def format_translation(result: dict, n_best: int = 1) -> str:
+    if n_best == 1:
+        return result["translations"][0]["text"]
+    return "\n".join(f"{t['score']:.4f}\t{t['text']}" for t in result["translations"])
+
+
+# --------------------------------------------------------------------------- attention heat-map
+def attention_map(task: Seq2SeqTask, split: str, index: int = 0) -> dict:
+    """Greedy translation of sentence `index` of a split with its attention weights (rnncli/seq2seq_plot.py)."""
+    from rnncli.seq2seq_plot import greedy_attention
+
+    pairs = task.splits.get(split)
+    if pairs is None or not 0 <= index < len(pairs):
+        raise DataError(f"no sentence {index} in the {split} split")
+    if task.model.attention_kind == "none":
+        raise RunError("this run has model.attention = none: there are no attention weights to plot")
+    b = make_batch(pairs, [index], task.vocabs, task.device)
+    tgt = task.vocabs.tgt
+    limit = max_lengths(b["lengths"], task.t["max_length_ratio"], task.t["max_length_extra"])[0]
+    out, weights = greedy_attention(task.model, b["src"], b["lengths"], tgt.stoi[BOS], tgt.stoi[EOS],
+                                    [tgt.pad_id, tgt.stoi[BOS]], limit)
+    return {"source": pairs.src[index], "output": tgt.decode(out), "weights": weights}
+
+
+def metric_tables(metrics: dict) -> list:
+    """A few decoded examples beside their references, for `rnncli eval`."""
+    from rich.table import Table
+
+    table = Table(title="examples")
+    table.add_column("hypothesis")
+    table.add_column("reference")
+    for example in metrics.get("examples", []):
+        table.add_row(example["hypothesis"], example["reference"])
+    return [table]
