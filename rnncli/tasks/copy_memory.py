@@ -1,0 +1,144 @@
+"""Task `copy_memory`: the copy-memory problem (Hochreiter & Schmidhuber 1997; the form of
+Arjovsky, Shah & Bengio 2016, "Unitary Evolution Recurrent Neural Networks").
+
+    alphabet  0 = blank, 1..8 = symbols, 9 = delimiter ("go")
+    input     10 symbols drawn from 1..8, T-1 blanks, the delimiter, 10 blanks  (T + 20 steps)
+    target    T + 10 blanks, then the 10 symbols in order                       (T + 20 steps)
+
+                t:      0 .. 9      10 .. T+8     T+9     T+10 .. T+19
+                input:  s1 .. s10   blanks        9       blanks
+                target: blanks      blanks        blank   s1 .. s10
+
+    model   one-hot (B, T+20, 10) -> Recurrent (any zoo cell) -> linear head per step -> logits
+    loss    cross-entropy per step, averaged over all T + 20 steps
+    metrics loss; chance_loss = 10 ln 8 / (T + 20), the loss of the best memoryless strategy
+            (blank until the delimiter, then uniform over the 8 symbols); loss_vs_chance;
+            copy_accuracy = fraction of the 10 recalled symbols predicted right (chance 1/8)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+from rnncli.errors import DataError
+from rnncli.tasks.synthetic import (
+    TEST_STREAM, VAL_STREAM, GeneratedBatches, SequenceModel, build_model, data_fields, generator,
+    model_fields,
+)
+
+BLANK, DELIMITER = 0, 9
+NUM_SYMBOLS, COPY_LENGTH, NUM_CLASSES = 8, 10, 10
+
+SCHEMA = {"data": data_fields(T=100), "model": model_fields()}
+
+
+def chance_loss(T: int) -> float:
+    """Per-step cross-entropy of the memoryless strategy: 10 steps at ln 8, T + 10 at 0."""
+    return COPY_LENGTH * math.log(NUM_SYMBOLS) / (T + 2 * COPY_LENGTH)
+
+
+# --------------------------------------------------------------------------- data
+def make_examples(n: int, T: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """n examples: inputs (n, T+20) and targets (n, T+20), both class ids in 0..9."""
+    symbols = torch.randint(1, NUM_SYMBOLS + 1, (n, COPY_LENGTH), generator=gen)  # (n, 10)
+    inputs = torch.full((n, T + 2 * COPY_LENGTH), BLANK, dtype=torch.long)
+    targets = torch.full_like(inputs, BLANK)
+    inputs[:, :COPY_LENGTH] = symbols
+    inputs[:, T + COPY_LENGTH - 1] = DELIMITER  # after T - 1 blanks
+    targets[:, -COPY_LENGTH:] = symbols
+    return inputs, targets
+
+
+def one_hot(ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) ids -> (B, L, 10) floats: the model's input."""
+    return F.one_hot(ids, NUM_CLASSES).float()
+
+
+# --------------------------------------------------------------------------- the task
+@dataclass
+class CopyMemoryTask:
+    model: SequenceModel
+    T: int
+    batch_size: int
+    seed: int
+    steps_per_epoch: int
+    splits: dict  # split -> (inputs (N, L), targets (N, L)) on the device
+    device: torch.device
+    metric: str = "loss"
+    higher_is_better: bool = False
+
+    def num_train_batches(self) -> int:
+        return self.steps_per_epoch
+
+    def train_batches(self, epoch: int) -> GeneratedBatches:
+        return GeneratedBatches(self._make_batch, self.seed, epoch, self.steps_per_epoch)
+
+    def _make_batch(self, gen: torch.Generator):
+        x, y = make_examples(self.batch_size, self.T, gen)
+        return x.to(self.device), y.to(self.device)
+
+    def initial_carry(self):
+        return None
+
+    def train_step(self, batch, carry):
+        x, y = batch
+        logits = self.model(one_hot(x))  # (B, L, 10)
+        return F.cross_entropy(logits.reshape(-1, NUM_CLASSES), y.reshape(-1)), None, x.numel()
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        if split not in self.splits:
+            raise DataError(f"the copy_memory task has no '{split}' split (it has: {', '.join(self.splits)})")
+        self.model.eval()
+        x, y = self.splits[split]
+        total, correct = 0.0, 0
+        for xb, yb in zip(x.split(self.batch_size), y.split(self.batch_size)):
+            logits = self.model(one_hot(xb))  # (b, L, 10)
+            total += float(F.cross_entropy(logits.reshape(-1, NUM_CLASSES), yb.reshape(-1), reduction="sum"))
+            recalled = logits[:, -COPY_LENGTH:].argmax(-1)  # (b, 10)
+            correct += int((recalled == yb[:, -COPY_LENGTH:]).sum())
+        loss = total / y.numel()
+        chance = chance_loss(self.T)
+        return {"loss": loss, "chance_loss": chance, "loss_vs_chance": loss / chance,
+                "copy_accuracy": correct / (len(y) * COPY_LENGTH), "examples": len(y)}
+
+    def state(self) -> dict:
+        return {"T": self.T}
+
+    def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """For `rnncli diagnose`: recurrent inputs (B, L, 10) and loss(outputs (B, L, H))."""
+        x, y = (t[:batch_size] for t in self.splits["val"])
+        return one_hot(x), lambda out: F.cross_entropy(
+            self.model.head(out).reshape(-1, NUM_CLASSES), y.reshape(-1))
+
+
+def eval_splits(data: dict, seed: int, device) -> dict:
+    splits = {}
+    for split, stream in (("val", VAL_STREAM), ("test", TEST_STREAM)):
+        x, y = make_examples(data[f"{split}_size"], data["T"], generator(seed, stream))
+        splits[split] = (x.to(device), y.to(device))
+    return splits
+
+
+def build(cfg: dict, device: torch.device) -> CopyMemoryTask:
+    d, t = cfg["data"], cfg["trainer"]
+    model = build_model(NUM_CLASSES, NUM_CLASSES, cfg["model"]).to(device)
+    return CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"],
+                          eval_splits(d, t["seed"], device), device)
+
+
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
+            data_file: str | None = None) -> CopyMemoryTask:
+    if data_file is not None:
+        raise DataError("the copy_memory task generates its data; it cannot score a file (drop --data)")
+    model = build_model(NUM_CLASSES, NUM_CLASSES, cfg["model"]).to(device)
+    model.load_state_dict(model_state)
+    d, t = cfg["data"], cfg["trainer"]
+    task = CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"], {}, device)
+    task.load_data = lambda: task.splits.update(eval_splits(d, t["seed"], device))
+    return task

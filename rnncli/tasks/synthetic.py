@@ -1,0 +1,87 @@
+"""Shared pieces of the synthetic long-dependency tasks (`adding`, `copy_memory`).
+
+Their data is generated on the fly, never read from files:
+
+    train  batch `index` of epoch `epoch` = make_batch(Generator(seed, epoch, index))
+           -> the same batches after a resume, and fresh ones every epoch
+    val    `val_size` examples from Generator(seed, VAL), fixed for the whole run
+    test   `test_size` examples from Generator(seed, TEST)
+
+The model is the same for both: inputs (B, T, I) -> Recurrent (any zoo cell) -> a linear head.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from rnncli.config import Field, recurrent_model_fields
+from rnncli.layers import Recurrent
+
+# Stream ids that keep the evaluation sets apart from every training batch.
+VAL_STREAM, TEST_STREAM = -1, -2
+
+
+def generator(seed: int, stream: int, index: int = 0) -> torch.Generator:
+    """A CPU generator for (seed, stream, index); stream = epoch >= 0, or VAL/TEST_STREAM."""
+    mixed = (seed * 1_000_003 + (stream + 3) * 10_007 + index * 7_919) % (2**62)
+    return torch.Generator().manual_seed(mixed)
+
+
+def data_fields(T: int) -> dict[str, Field]:
+    """The data keys both synthetic tasks share (the section names no files)."""
+    return {
+        "T": Field("int", T, "sequence length / delay the model must bridge", min=2),
+        "steps_per_epoch": Field("int", 500, "training batches per epoch (each freshly generated)", min=1),
+        "val_size": Field("int", 1000, "examples in the fixed validation set", min=1),
+        "test_size": Field("int", 1000, "examples in the fixed test set", min=1),
+    }
+
+
+def model_fields() -> dict[str, Field]:
+    fields = recurrent_model_fields(bidirectional=False)
+    fields["hidden_size"] = Field("int", 128, "hidden units per layer", min=1)
+    return fields
+
+
+class GeneratedBatches:
+    """A lazy, indexable sequence of training batches: batch i is generated when asked for."""
+
+    def __init__(self, make: Callable[[torch.Generator], tuple], seed: int, epoch: int, length: int):
+        self.make, self.seed, self.epoch, self.length = make, seed, epoch, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        return self.make(generator(self.seed, self.epoch, index))
+
+
+class SequenceModel(nn.Module):
+    """inputs (B, T, I) -> Recurrent -> Linear(H, out): per-step outputs (B, T, out)."""
+
+    def __init__(self, input_size: int, output_size: int, cell: str, hidden_size: int, num_layers: int,
+                 dropout: float, **cell_options):
+        super().__init__()
+        self.input_size = input_size
+        self.rnn = Recurrent(cell, input_size, hidden_size, num_layers, dropout=dropout, **cell_options)
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)  # (B, T, H)
+        return self.head(out)  # (B, T, out)
+
+
+def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
+    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    return SequenceModel(input_size, output_size, m["cell"], m["hidden_size"], m["num_layers"], m["dropout"],
+                         **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
