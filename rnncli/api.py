@@ -104,25 +104,82 @@ def load_run(run_dir: str, which: str = "best", data_file: str | None = None, de
     return cfg, task, ckpt
 
 
-def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best") -> dict:
-    """Metrics of a trained run on one of its splits, or on another file (`data_file`)."""
+def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best",
+             beam: int | None = None) -> dict:
+    """Metrics of a trained run on one of its splits, or on another file (`data_file`).
+
+    `beam` (seq2seq runs) decodes with this beam size instead of the config's trainer.beam_size.
+    """
     cfg, task, ckpt = load_run(run_dir, which, data_file)
+    options = {} if beam is None else {"beam": beam}
+    if options and not hasattr(task_module(cfg["task"]), "translate"):
+        raise RunError(f"--beam works for seq2seq runs; {run_dir} is a '{cfg['task']}' run")
+    if beam is not None and beam < 1:
+        raise RunError(f"--beam {beam}: must be >= 1")
     task.load_data()
-    metrics = task.evaluate("file" if data_file else split)
+    metrics = task.evaluate("file" if data_file else split, **options)
     return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
             "split": data_file or split, **metrics}
 
 
 def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, greedy: bool = False, seed: int | None = None,
-             on_text: Callable[[str], None] | None = None, which: str = "best") -> str:
-    """Sample text from a trained language model run."""
+             on_text: Callable[[str], None] | None = None, which: str = "best", beam: int | None = None,
+             n_best: int = 1) -> str:
+    """Sample text from a trained language model run (or translate `prompt` with a seq2seq run)."""
     cfg, task, _ = load_run(run_dir, which)
     module = task_module(cfg["task"])
+    if hasattr(module, "translate"):
+        return module.format_translation(module.translate(task, [prompt], beam, n_best)[0], n_best)
     if not hasattr(module, "generate"):
         raise RunError(f"{run_dir} is a '{cfg['task']}' run; generate works for char_lm runs")
     return module.generate(task.model, task.vocab, prompt, length, temperature, top_k, top_p, greedy, seed,
                            on_text)
+
+
+def is_translation_run(run_dir: str) -> bool:
+    """True when `run_dir` holds a seq2seq (translation) run; False when it is another task or unreadable."""
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        return hasattr(task_module(cfg["task"]), "translate")
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return False
+
+
+def translate(run_dir: str, sentences: list[str], beam: int | None = None, n_best: int = 1,
+              which: str = "best") -> list[dict]:
+    """Translate sentences with a seq2seq run: {"source", "translations": [{"text", "score"}, ...]} each."""
+    cfg, task, _ = load_run(run_dir, which)
+    module = task_module(cfg["task"])
+    if not hasattr(module, "translate"):
+        raise RunError(f"{run_dir} is a '{cfg['task']}' run; translation (--beam, --n-best, --input) works "
+                       f"for seq2seq runs")
+    return module.translate(task, sentences, beam, n_best)
+
+
+def attention(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best",
+              index: int = 0) -> dict:
+    """Greedy translation of one sentence of a split (or file) with its attention weights (seq2seq runs)."""
+    cfg, task, _ = load_run(run_dir, which, data_file)
+    module = task_module(cfg["task"])
+    if not hasattr(module, "attention_map"):
+        raise RunError(f"--attention-plot works for seq2seq runs; {run_dir} is a '{cfg['task']}' run")
+    task.load_data()
+    return module.attention_map(task, "file" if data_file else split, index)
+
+
+def write_attention_plot(amap: dict, path: str) -> bool:
+    """A PNG heat-map of `attention(...)` at `path`; False when matplotlib is not installed."""
+    from rnncli.seq2seq_plot import plot_attention
+
+    return plot_attention(amap, path)
+
+
+def attention_table(amap: dict):
+    """A rich terminal heat-map of `attention(...)`."""
+    from rnncli.seq2seq_plot import attention_table as table
+
+    return table(amap)
 
 
 def predict(run_dir: str, texts: list[str], which: str = "best") -> list[dict]:
@@ -132,6 +189,16 @@ def predict(run_dir: str, texts: list[str], which: str = "best") -> list[dict]:
     if not hasattr(module, "predict"):
         raise RunError(f"{run_dir} is a '{cfg['task']}' run; predict works for classify and ner runs")
     return module.predict(task, texts)
+
+
+def write_predictions(run_dir: str, predictions: list[dict], path: str) -> bool:
+    """Write predictions in the task's own file format (ner: CoNLL); False when it has none."""
+    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+    writer = getattr(task_module(cfg["task"]), "write_predictions", None)
+    if writer is None:
+        return False
+    writer(predictions, path)
+    return True
 
 
 def format_prediction(run_dir: str, prediction: dict) -> str:

@@ -50,12 +50,18 @@ def eval_(
     data: Optional[str] = typer.Option(None, "--data", help="score this file instead of a split"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    beam: Optional[int] = typer.Option(None, "--beam", help="seq2seq: decode with this beam size"),
+    attention_plot: Optional[str] = typer.Option(
+        None, "--attention-plot", help="seq2seq: PNG heat-map of the first sentence's attention "
+        "(a terminal heat-map when matplotlib is missing)"),
 ):
     """Metrics of a trained run on a split or a file."""
     if split not in ("val", "test", "train"):
         _fail(RnncliError(f"--split {split!r}: expected val, test or train"))
     try:
-        metrics = api.evaluate(run, split, data, checkpoint)
+        metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
+        if attention_plot is not None:
+            _attention_plot(run, split, data, checkpoint, attention_plot)
     except RnncliError as e:
         _fail(e)
     if as_json:
@@ -66,6 +72,15 @@ def eval_(
     console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
     for table in api.metric_tables(metrics["task"], metrics):
         console.print(table)
+
+
+def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:
+    amap = api.attention(run, split, data, checkpoint)
+    if api.write_attention_plot(amap, path):
+        Console(stderr=True).print(f"attention heat-map written to {path}")
+    else:
+        Console(stderr=True).print(api.attention_table(amap))
+        Console(stderr=True).print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above")
 
 
 @app.command()
@@ -79,8 +94,15 @@ def generate(
     greedy: bool = typer.Option(False, "--greedy", help="always take the likeliest character"),
     seed: Optional[int] = typer.Option(None, "--seed", help="make sampling repeatable"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    beam: Optional[int] = typer.Option(None, "--beam", help="seq2seq: beam size (default: the run's trainer.beam_size)"),
+    n_best: int = typer.Option(1, "--n-best", help="seq2seq: print the N best translations with scores"),
+    input_file: Optional[str] = typer.Option(None, "--input", help="seq2seq: translate each line of this file"),
+    output: Optional[str] = typer.Option(None, "--output", help="seq2seq: write translations here"),
 ):
-    """Sample text from a trained language model; it streams as it is produced."""
+    """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
+    if input_file or output or beam is not None or n_best != 1 or api.is_translation_run(run):
+        _translate(run, prompt, input_file, output, beam, n_best, checkpoint)
+        return
     started = False
 
     def stream(text: str) -> None:
@@ -98,12 +120,28 @@ def generate(
     sys.stdout.write("\n")
 
 
+def _translate(run: str, prompt: str, input_file: Optional[str], output: Optional[str], beam: Optional[int],
+               n_best: int, checkpoint: str) -> None:
+    try:
+        sentences = api.read_lines(input_file) if input_file else [prompt] if prompt.strip() else []
+        if not sentences and api.is_translation_run(run):
+            raise RnncliError("give a sentence to translate with --prompt TEXT, or a file with --input FILE")
+        results = api.translate(run, sentences, beam, n_best, checkpoint)
+    except RnncliError as e:
+        _fail(e)
+    if n_best == 1:
+        lines = [r["translations"][0]["text"] for r in results]
+    else:  # n-best lists: sentence number (0-based), score, translation
+        lines = [f"{i}\t{t['score']:.4f}\t{t['text']}" for i, r in enumerate(results) for t in r["translations"]]
+    _write_lines(lines, output)
+
+
 @app.command()
 def predict(
     run: str = typer.Argument(..., help="run directory"),
     texts: List[str] = typer.Argument(None, help="texts to predict for"),
     input_file: Optional[str] = typer.Option(None, "--input", help="one text per line"),
-    output: Optional[str] = typer.Option(None, "--output", help="write here instead of stdout"),
+    output: Optional[str] = typer.Option(None, "--output", help="write here (ner: CoNLL) instead of stdout"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ):
@@ -114,16 +152,13 @@ def predict(
         if not texts:
             raise RnncliError("give texts to predict for, or --input FILE")
         predictions = api.predict(run, texts, checkpoint)
+        if output is not None and not as_json and api.write_predictions(run, predictions, output):
+            return  # the task's own file format (ner: CoNLL)
         lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
                  for p in predictions]
     except RnncliError as e:
         _fail(e)
-    text = "".join(line + "\n" for line in lines)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        with open(output, "w", encoding="utf-8") as f:
-            f.write(text)
+    _write_lines(lines, output)
 
 
 @config_app.command("show")
@@ -136,6 +171,77 @@ def config_show(
         typer.echo(api.show_config(config, set_), nl=False)
     except RnncliError as e:
         _fail(e)
+
+
+@app.command()
+def diagnose(
+    source: str = typer.Argument(..., help="YAML config (at init) or run directory (init + checkpoint)"),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    batch: int = typer.Option(32, "--batch", help="validation sequences in the probe batch"),
+    out: Optional[str] = typer.Option(None, "--out", help="directory for diagnose.json and gradient_flow.png"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+):
+    """Gradient flow through time, W_hh spectra and gate saturation, at init and after training."""
+    from rnncli import diagnose as diag
+
+    try:
+        report = diag.diagnose(source, set_, batch, out, checkpoint)
+    except RnncliError as e:
+        _fail(e)
+    console = Console()
+    for table in diag.render(report):
+        console.print(table)
+    console.print(f"plot: {report['plot']}")
+
+
+@app.command()
+def compare(
+    config: str = typer.Argument(..., help="YAML config (only keys valid for every cell)"),
+    cells: str = typer.Option("rnn,lstm,gru,peephole_lstm,cifg_lstm", "--cells", help="comma-separated cells"),
+    seeds: int = typer.Option(3, "--seeds", help="runs per cell: trainer.seed, seed+1, ..."),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    out: Optional[str] = typer.Option(None, "--dir", help="compare directory (default run.dir/compare-<config>)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no training progress"),
+):
+    """Train CONFIG once per cell and seed; table of mean ± std, steps/s, parameters; curves PNG."""
+    from rnncli import compare as cmp
+
+    console = Console()
+    try:
+        result = cmp.compare(config, [c.strip() for c in cells.split(",") if c.strip()], seeds, set_, out,
+                             show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
+    except RnncliError as e:
+        _fail(e)
+    console.print(cmp.render(result))
+    console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")
+
+
+@app.command()
+def plot(
+    runs: List[str] = typer.Argument(..., help="run directories"),
+    out: Optional[str] = typer.Option(None, "--out", help="output directory (default: RUN/plots for one run)"),
+):
+    """Loss / metric / learning-rate / gradient-norm curves from metrics.jsonl, as PNG files."""
+    from rnncli.plots import plot_runs
+
+    if out is None and len(runs) > 1:
+        _fail(RnncliError("several runs: give --out DIR for the combined plots"))
+    try:
+        written = plot_runs(runs, out or f"{runs[0]}/plots")
+    except RnncliError as e:
+        _fail(e)
+    for path in written:
+        typer.echo(str(path))
+
+
+def _write_lines(lines: List[str], output: Optional[str]) -> None:
+    """One line each, to stdout or to the file `output`."""
+    text = "".join(line + "\n" for line in lines)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def main() -> None:

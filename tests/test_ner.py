@@ -159,6 +159,10 @@ def test_write_conll_is_readable_back(trained_run, tmp_path):
     back = read_conll(tmp_path / "out.conll", tag_column=1)  # token, gold, predicted
     assert [s.tokens for s in back] == [s.tokens for s in gold] and [s.tags for s in back] == [s.tags for s in gold]
     assert [s.tags for s in read_conll(tmp_path / "out.conll")] == [p["tags"] for p in preds]
+    result = CliRunner().invoke(app, ["predict", trained_run, "Ada Lovelace was born in London .",
+                                      "--output", str(tmp_path / "cli.conll")])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert (tmp_path / "cli.conll").read_text().splitlines()[:3] == ["Ada\tB-PER", "Lovelace\tI-PER", "was\tO"]
     raw = api.predict(trained_run, ["Ada Lovelace was born in London ."])
     ner.write_conll(raw, tmp_path / "raw.conll")  # no gold: token, predicted
     assert (tmp_path / "raw.conll").read_text().splitlines()[:2] == ["Ada\tB-PER", "Lovelace\tI-PER"]

@@ -13,6 +13,7 @@ Each task module provides:
     generate(...)               char_lm: sample text (rnncli generate)
     predict(task, texts)        -> one plain dict per input text (rnncli predict)
     format_prediction(pred)     -> one line of text for a prediction dict
+    write_predictions(preds, path)  the task's own output file format (ner: CoNLL) for --output
     metric_tables(metrics)      -> rich renderables for `rnncli eval` beyond the scalar table
 
 The trainer only sees the `Task` protocol.
@@ -24,6 +25,11 @@ import importlib
 
 TASK_MODULES = {
     "char_lm": "rnncli.tasks.char_lm",
+    "classify": "rnncli.tasks.classify",
+    "ner": "rnncli.tasks.ner",
+    "seq2seq": "rnncli.tasks.seq2seq",
+    "adding": "rnncli.tasks.adding",
+    "copy_memory": "rnncli.tasks.copy_memory",
 }
 TASK_NAMES = tuple(TASK_MODULES)
 

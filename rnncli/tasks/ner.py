@@ -396,6 +396,9 @@ def write_conll(preds: list[dict], path: str) -> None:
                         for k, (tok, tag) in enumerate(zip(p["tokens"], p["tags"]))] for p in preds])
 
 
+write_predictions = write_conll  # what `rnncli predict --output FILE` writes for ner runs
+
+
 def metric_tables(metrics: dict) -> list:
     """The per-type precision / recall / F1 table for `rnncli eval`."""
     from rich.table import Table
