@@ -1,11 +1,13 @@
 """Training throughput of every cell through rnncli's trainer, against a plain PyTorch loop.
 
-For each (batch size, hidden size) it first times a hand-written `nn.LSTM` char-LM training loop
-(embedding -> 2-layer nn.LSTM -> linear, Adam, clipping, stateful truncated BPTT), then trains
-the same model shape with every zoo cell through `rnncli.api.train`, and prints tokens/s and
-the ratio to that loop. Both skip `--steps` warm-up steps, then time `--steps` steps.
+For each (batch size, hidden size) it times a hand-written `nn.LSTM` char-LM training loop
+(embedding -> 2-layer nn.LSTM -> linear, Adam, clipping, stateful truncated BPTT) and the same
+model shape with every zoo cell trained through `rnncli.api.train`. Each measurement skips
+`--steps` warm-up steps, then times `--steps` steps. Variants alternate round by round
+(`--rounds`), so slow drifts of the machine hit all of them alike; the table shows the median
+tokens/s and the median of the per-round ratios to the plain loop.
 
-    python benchmarks/char_lm_throughput.py                  # the full table (~10 min on 2 cores)
+    python benchmarks/char_lm_throughput.py                  # the full table (~15 min on 2 cores)
     python benchmarks/char_lm_throughput.py --quick          # batch 32, hidden 256 only
 
 The corpus is tiny shakespeare when ../shared/data is present, else data/demo.txt repeated.
@@ -18,6 +20,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import torch
 import yaml
@@ -83,7 +86,8 @@ def through_trainer(path: Path, tmp: Path, cell: str, batch: int, hidden: int, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8, help="timed steps (after as many warm-up steps)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps (after as many warm-up steps)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are shown")
     parser.add_argument("--quick", action="store_true", help="batch 32, hidden 256 only")
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -97,13 +101,19 @@ def main() -> None:
         text = read_text(path)[: 2 * args.steps * BPTT * 64 + 10]
         print(f"corpus {path.name}; bptt {BPTT}, embedding {EMBEDDING}, {LAYERS} layers, "
               f"{args.threads} threads, torch {torch.__version__}")
+        print(f"{args.rounds} rounds x {args.steps} timed steps; medians")
         print(f"{'batch':>5} {'hidden':>6} {'model':<22} {'tokens/s':>10} {'ratio':>7}")
         for batch, hidden in settings:
-            base = plain_loop(text, batch, hidden, args.steps)
-            print(f"{batch:>5} {hidden:>6} {'plain nn.LSTM loop':<22} {base:>10.0f} {1.0:>7.2f}", flush=True)
-            for cell in cells:
-                tps = through_trainer(path, tmp, cell, batch, hidden, args.steps)
-                print(f"{batch:>5} {hidden:>6} {'rnncli ' + cell:<22} {tps:>10.0f} {tps / base:>7.2f}", flush=True)
+            rows = {"plain nn.LSTM loop": [], **{f"rnncli {cell}": [] for cell in cells}}
+            for _ in range(args.rounds):
+                base = plain_loop(text, batch, hidden, args.steps)
+                rows["plain nn.LSTM loop"].append((base, 1.0))
+                for cell in cells:
+                    tps = through_trainer(path, tmp, cell, batch, hidden, args.steps)
+                    rows[f"rnncli {cell}"].append((tps, tps / base))
+            for name, values in rows.items():
+                tps, ratio = median([v[0] for v in values]), median([v[1] for v in values])
+                print(f"{batch:>5} {hidden:>6} {name:<22} {tps:>10.0f} {ratio:>7.2f}", flush=True)
 
 
 if __name__ == "__main__":
