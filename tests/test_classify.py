@@ -158,7 +158,7 @@ def test_labels_vocab_and_batches_are_deterministic(tmp_path):
 
 # --------------------------------------------------------------------------- training, freezing
 def write_glove(tmp_path) -> str:
-    words = ["the", "was", "soup", "cold", "great", "bad", "i", "it", "."]
+    words = ["the", "was", "soup", "cold", "great", "awful", "i", "is", "."]  # all in the sample
     torch.manual_seed(1)
     lines = [w + " " + " ".join(f"{v:.4f}" for v in torch.randn(16).tolist()) for w in words]
     path = tmp_path / "vectors.txt"
@@ -177,8 +177,8 @@ def test_pretrained_embeddings_load_report_coverage_and_freeze_really_freezes(tm
     assert ("(frozen)" in err) == freeze
     _, task, _ = api.load_run(str(tmp_path / "runs" / "clf"), "last")
     vectors = {line.split(" ")[0]: line for line in open(glove, encoding="utf-8", errors="replace")}
-    row = task.model.embedding.weight[task.vocab.stoi["soup"]]
-    loaded = torch.tensor([float(v) for v in vectors["soup"].split(" ")[1:]])
+    row = task.model.embedding.weight[task.vocab.stoi["the"]]  # in nearly every training batch
+    loaded = torch.tensor([float(v) for v in vectors["the"].split(" ")[1:]])
     assert torch.allclose(row, loaded) == freeze  # unchanged after training only when frozen
 
 
@@ -221,14 +221,14 @@ runner = CliRunner()
 
 def test_predict_and_eval_commands(trained_run, tmp_path):
     run = str(trained_run)
-    texts = ["Sadly, the soup was cold and bland. Never again.", "Happily, the coffee was fresh and tasty. Love it!"]
+    texts = ["Sadly, the soup was cold and bland. Never again.", "Happily, the coffee was delicious and the staff is lovely."]
     result = runner.invoke(app, ["predict", run, *texts])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert len(lines) == 2 and lines[0].startswith("neg\t") and lines[1].startswith("pos\t")
-    assert lines[1].endswith("\tHappily, the coffee was fresh and tasty. Love it!")
+    assert lines[1].endswith("\tHappily, the coffee was delicious and the staff is lovely.")
     inputs = tmp_path / "in.txt"
-    inputs.write_text("What a mess!\n\nFive stars: the coffee was fresh and tasty.\n")
+    inputs.write_text("What a waste of money!\n\nFive stars: the coffee was delicious.\n")
     out = tmp_path / "out.jsonl"
     result = runner.invoke(app, ["predict", run, "--input", str(inputs), "--json", "--output", str(out)])
     assert result.exit_code == 0, result.output
