@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import torch
 import yaml
 
 from rnncli import checkpoint

@@ -171,7 +171,7 @@ class Trainer:
 
     # ---- main loop
     def fit(self, resumed: bool = False) -> dict:
-        s, t = self.state, self.t
+        s = self.state
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
         self._started = time.perf_counter() - s.elapsed
         self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)

@@ -27,8 +27,7 @@ from torch.nn import functional as F
 
 from rnncli.errors import DataError
 from rnncli.tasks.synthetic import (
-    TEST_STREAM, VAL_STREAM, GeneratedBatches, SequenceModel, build_model, data_fields, generator,
-    model_fields,
+    GeneratedBatches, SequenceModel, build_model, data_fields, eval_splits, model_fields,
 )
 
 BLANK, DELIMITER = 0, 9
@@ -117,19 +116,11 @@ class CopyMemoryTask:
             self.model.head(out).reshape(-1, NUM_CLASSES), y.reshape(-1))
 
 
-def eval_splits(data: dict, seed: int, device) -> dict:
-    splits = {}
-    for split, stream in (("val", VAL_STREAM), ("test", TEST_STREAM)):
-        x, y = make_examples(data[f"{split}_size"], data["T"], generator(seed, stream))
-        splits[split] = (x.to(device), y.to(device))
-    return splits
-
-
 def build(cfg: dict, device: torch.device) -> CopyMemoryTask:
     d, t = cfg["data"], cfg["trainer"]
     model = build_model(NUM_CLASSES, NUM_CLASSES, cfg["model"]).to(device)
     return CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"],
-                          eval_splits(d, t["seed"], device), device)
+                          eval_splits(make_examples, d, t["seed"], device), device)
 
 
 def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
@@ -140,5 +131,5 @@ def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device
     model.load_state_dict(model_state)
     d, t = cfg["data"], cfg["trainer"]
     task = CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"], {}, device)
-    task.load_data = lambda: task.splits.update(eval_splits(d, t["seed"], device))
+    task.load_data = lambda: task.splits.update(eval_splits(make_examples, d, t["seed"], device))
     return task

@@ -85,3 +85,11 @@ def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
+
+def eval_splits(make_examples, data: dict, seed: int, device) -> dict:
+    """The fixed seeded val and test sets: split -> (inputs, targets) on the device."""
+    splits = {}
+    for split, stream in (("val", VAL_STREAM), ("test", TEST_STREAM)):
+        x, y = make_examples(data[f"{split}_size"], data["T"], generator(seed, stream))
+        splits[split] = (x.to(device), y.to(device))
+    return splits
