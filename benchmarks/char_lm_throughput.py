@@ -89,11 +89,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps (after as many warm-up steps)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are shown")
     parser.add_argument("--quick", action="store_true", help="batch 32, hidden 256 only")
+    parser.add_argument("--sizes", default="32x256,64x256,32x512,64x512", help="BATCHxHIDDEN list")
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = [(32, 256)] if args.quick else [(32, 256), (64, 256), (32, 512), (64, 512)]
+    sizes = "32x256" if args.quick else args.sizes
+    settings = [tuple(int(v) for v in size.split("x")) for size in sizes.split(",")]
     cells = args.cells.split(",")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
