@@ -15,7 +15,9 @@ from rnncli.data.tokenize import tokenize
 from rnncli.data.vocab import pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.tasks import classify
-from rnncli.tasks.classify import POOLINGS, TextClassifier, classification_metrics, last_states, pool
+from rnncli.metrics import classification_metrics
+from rnncli.pooling import POOLINGS, last_states, pool
+from rnncli.tasks.classify import TextClassifier
 
 from conftest import REPO
 

@@ -36,8 +36,9 @@ from rnncli.data.tokenize import TOKENIZERS, tokenize
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.layers import Recurrent
+from rnncli.metrics import classification_metrics
+from rnncli.pooling import POOLINGS, Attention, pool
 
-POOLINGS = ("last", "mean", "max", "attention")
 EVAL_BATCH = 256
 
 
@@ -157,44 +158,6 @@ class Encoded:
 
 
 # --------------------------------------------------------------------------- model
-class Attention(nn.Module):
-    """Additive attention pooling: a_t = softmax_t(v . tanh(W h_t + b)); sum_t a_t h_t (Yang et al. 2016)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.proj = nn.Linear(size, size)
-        self.score = nn.Linear(size, 1, bias=False)
-
-    def forward(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """out (B, T, S), mask (B, T) True at real steps -> (B, S)."""
-        scores = self.score(torch.tanh(self.proj(out))).squeeze(-1)  # (B, T)
-        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)
-        return torch.bmm(weights.unsqueeze(1), out).squeeze(1)
-
-
-def last_states(state, num_directions: int) -> torch.Tensor:
-    """Top layer's final state of each direction, concatenated: (B, D*H).
-
-    The forward direction's final state is at each sequence's last real step, the backward
-    direction's at its first step (it runs right to left): both have read the whole sentence.
-    """
-    h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
-    return torch.cat(list(h[-num_directions:]), dim=-1)
-
-
-def pool(kind: str, out: torch.Tensor, state, lengths: torch.Tensor, num_directions: int,
-         attention: Attention | None = None) -> torch.Tensor:
-    """Recurrent outputs (B, T, S) -> one vector per sentence (B, S), padding ignored."""
-    if kind == "last":
-        return last_states(state, num_directions)
-    mask = torch.arange(out.shape[1], device=out.device) < lengths.to(out.device).unsqueeze(1)  # (B, T)
-    if kind == "mean":  # padded outputs are exactly zero
-        return out.sum(dim=1) / lengths.to(out.device, out.dtype).unsqueeze(1)
-    if kind == "max":
-        return out.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
-    return attention(out, mask)
-
-
 class TextClassifier(nn.Module):
     """Embedding -> recurrent stack -> pooling -> dropout -> linear over the labels."""
 
@@ -228,36 +191,6 @@ def build_model(vocab: Vocab, num_labels: int, m: dict) -> TextClassifier:
     return TextClassifier(len(vocab), num_labels, m["embedding_dim"], m["cell"], m["hidden_size"],
                           m["num_layers"], m["bidirectional"], m["dropout"], m["pooling"],
                           m["embedding_dropout"], m["word_dropout"], vocab.pad_id, vocab.unk_id, **options)
-
-
-# --------------------------------------------------------------------------- metrics
-def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict:
-    """Accuracy, macro-F1, per-class P/R/F1/support and the confusion matrix (rows gold, columns predicted).
-
-    A class never predicted has precision 0; never present, recall 0 (as scikit-learn's zero_division=0).
-    """
-    k = len(labels)
-    confusion = [[0] * k for _ in range(k)]
-    for g, p in zip(gold, pred):
-        confusion[g][p] += 1
-    per_class = {}
-    for c, label in enumerate(labels):
-        tp = confusion[c][c]
-        predicted = sum(row[c] for row in confusion)
-        support = sum(confusion[c])
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    n = len(gold)
-    return {
-        "accuracy": sum(confusion[c][c] for c in range(k)) / n if n else 0.0,
-        "macro_f1": sum(v["f1"] for v in per_class.values()) / k,
-        "examples": n,
-        "labels": list(labels),
-        "per_class": per_class,
-        "confusion": confusion,
-    }
 
 
 # --------------------------------------------------------------------------- the task

@@ -1,0 +1,32 @@
+"""Classification metrics computed from gold and predicted label ids."""
+
+from __future__ import annotations
+
+
+def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class P/R/F1/support and the confusion matrix (rows gold, columns predicted).
+
+    A class never predicted has precision 0; never present, recall 0 (as scikit-learn's zero_division=0).
+    """
+    k = len(labels)
+    confusion = [[0] * k for _ in range(k)]
+    for g, p in zip(gold, pred):
+        confusion[g][p] += 1
+    per_class = {}
+    for c, label in enumerate(labels):
+        tp = confusion[c][c]
+        predicted = sum(row[c] for row in confusion)
+        support = sum(confusion[c])
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    n = len(gold)
+    return {
+        "accuracy": sum(confusion[c][c] for c in range(k)) / n if n else 0.0,
+        "macro_f1": sum(v["f1"] for v in per_class.values()) / k,
+        "examples": n,
+        "labels": list(labels),
+        "per_class": per_class,
+        "confusion": confusion,
+    }
