@@ -234,6 +234,36 @@ def plot(
         typer.echo(str(path))
 
 
+@app.command()
+def bench(
+    config: str = typer.Argument(..., help="YAML config"),
+    steps: int = typer.Option(10, "--steps", help="timed training steps (after 2 warm-up steps)"),
+    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Which implementation each layer runs on; training and eval tokens/s, generation chars/s.
+
+    Runs a few steps of CONFIG on this machine without writing a run directory.
+    """
+    from rnncli.bench import bench as run_bench
+
+    try:
+        result = run_bench(config, set_, steps)
+    except RnncliError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(result, indent=1))
+        return
+    typer.echo(f"{config} on {result['device']} ({result['threads']} threads), precision {result['precision']}")
+    for line in result["paths"]:
+        typer.echo(f"  {line}")
+    typer.echo(f"  train     {result['train_tokens_per_s']:>10,.0f} tokens/s  "
+               f"({steps} timed steps after {result['warmup_steps']} warm-up steps)")
+    typer.echo(f"  eval      {result['eval_tokens_per_s']:>10,.0f} tokens/s  (forward only, no gradients)")
+    if "generate_chars_per_s" in result:
+        typer.echo(f"  generate  {result['generate_chars_per_s']:>10,.0f} chars/s   (batch 1)")
+
+
 def _write_lines(lines: List[str], output: Optional[str]) -> None:
     """One line each, to stdout or to the file `output`."""
     text = "".join(line + "\n" for line in lines)

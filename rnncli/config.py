@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import yaml
 
-from rnncli.cells import CELL_NAMES, LSTM_FAMILY, NONLINEARITIES
+from rnncli.cells import CELL_NAMES, CUSTOM_CELLS, LSTM_FAMILY, NONLINEARITIES
 from rnncli.errors import ConfigError
 from rnncli.init import INPUT_INITS, RECURRENT_INITS
 
@@ -80,6 +80,12 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             when=lambda c: _cell(c) in LSTM_FAMILY,
             when_text="model.cell is one of " + ", ".join(LSTM_FAMILY),
         ),
+        "impl": Field(
+            "str", "fused", "fused: hand-written BPTT (fast); autograd: plain loop (reference)",
+            choices=("fused", "autograd"),
+            when=lambda c: _cell(c) in CUSTOM_CELLS,
+            when_text="model.cell is one of " + ", ".join(CUSTOM_CELLS),
+        ),
     }
     if bidirectional:
         fields["bidirectional"] = Field("bool", False, "run a second layer right-to-left")
@@ -94,6 +100,8 @@ def _is(key: str, *values: str) -> Callable[[dict], bool]:
 TRAINER_FIELDS: dict[str, Field] = {
     "seed": Field("int", 1234, "one seed fixes data order, init, dropout and sampling"),
     "device": Field("str", "auto", "where to train", choices=("auto", "cpu", "cuda", "mps")),
+    "precision": Field("str", "fp32", "fp32, or bf16 / fp16 mixed precision (fp32 master weights)",
+                       choices=("fp32", "bf16", "fp16")),
     "optimizer": Field("str", "adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop")),
     "lr": Field("float", 2e-3, "peak learning rate", min=0),
     "weight_decay": Field("float", 0.0, "L2 / decoupled weight decay", min=0),

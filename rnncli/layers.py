@@ -1,9 +1,16 @@
 """Sequence-level recurrent layer: a whole padded batch, stacked and optionally bidirectional.
 
-`Recurrent` runs rnn / lstm / gru with torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (one
-submodule `self.rnn` holding all layers) and the custom cells (peephole_lstm, cifg_lstm) with
-our own loop (`run_cell`), which does the input projection for all steps in one matmul and loops
-only over the recurrent part. Both paths share one contract:
+`Recurrent` runs a stack on one of three paths (`impl`; `paths()` says which and why):
+
+    fused    rnn / lstm / gru: torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (one submodule
+             `self.rnn` holding all layers); peephole_lstm / cifg_lstm: our hand-written BPTT
+             (`rnncli.bptt`, one autograd.Function per layer and direction). lstm under bf16 /
+             fp16 autocast on the CPU also takes the hand-written path (nn.LSTM is slower there).
+    bptt     the hand-written BPTT for any LSTM-family cell, lstm included (benchmarks, tests).
+    autograd the cells' own step (`run_cell`) under plain autograd: the reference path for
+             peephole_lstm / cifg_lstm (input projection in one matmul, a loop over the rest).
+
+Every path shares one contract:
 
     x (B, T, I) ──► layer 0 ──► dropout ──► layer 1 ──► ... ──► output (B, T, D*H)
                      │ forward:  t = 0 .. len-1
@@ -25,12 +32,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnncli.bptt import lstm_family_layer
 from rnncli.cells import LSTM_FAMILY, check_cell_name, check_nonlinearity, make_cell
 from rnncli.init import init_recurrent_
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 
 _FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+IMPLS = ("fused", "bptt", "autograd")
+# model-config keys that become `Recurrent` keyword arguments when present
+CELL_OPTIONS = ("nonlinearity", "recurrent_init", "input_init", "forget_bias", "impl")
+
+
+def cell_options(model_cfg: dict) -> dict:
+    """The `Recurrent` keyword arguments found in a resolved `model` config section."""
+    return {k: model_cfg[k] for k in CELL_OPTIONS if k in model_cfg}
 
 
 class Recurrent(nn.Module):
@@ -59,12 +75,14 @@ class Recurrent(nn.Module):
         recurrent_init: str = "orthogonal",
         input_init: str = "xavier_uniform",
         forget_bias: float = 1.0,
+        impl: str = "fused",
     ) -> None:
         super().__init__()
         check_cell_name(cell)
         check_nonlinearity(cell, nonlinearity)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
-        self.cell = cell
+        _check_impl(cell, impl)
+        self.cell, self.impl = cell, impl
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
@@ -100,9 +118,39 @@ class Recurrent(nn.Module):
         batch, steps = (x.shape[0], x.shape[1]) if self.batch_first else (x.shape[1], x.shape[0])
         if _all_full(lengths, batch, steps):
             lengths = None  # no masking, no packing: the fast path
-        if self.cell in _FUSED:
+        path = self.path(x.device.type)
+        if path == "torch":
             return self._forward_fused(x, lengths, state)
-        return self._forward_custom(x, lengths, state)
+        return self._forward_custom(x, lengths, state, path)
+
+    def path(self, device_type: str = "cpu") -> str:
+        """'torch' (fused kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
+
+        Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
+        """
+        if self.cell in LSTM_FAMILY and self.impl == "bptt":
+            return "bptt"
+        if self.cell in _FUSED:
+            low = autocast_dtype(device_type) is not None
+            return "bptt" if self.cell == "lstm" and low and device_type == "cpu" else "torch"
+        return "autograd" if self.impl == "autograd" else "bptt"
+
+    def paths(self, device_type: str = "cpu") -> list[tuple[str, str, str]]:
+        """(layers, implementation, why) for the fast-path report, as forward would now run."""
+        path, low = self.path(device_type), autocast_dtype(device_type)
+        layers = f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}" + \
+            (" x 2 directions" if self.bidirectional else "")
+        if path == "torch":
+            kernel = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[self.cell]
+            return [(layers, f"fused torch kernel ({kernel})", "standard cell: torch's own kernel")]
+        if path == "autograd":
+            return [(layers, "plain autograd loop", "model.impl: autograd (the reference path)")]
+        why = "custom cell: no torch kernel" if self.cell not in _FUSED else (
+            "model.impl: bptt" if self.impl == "bptt" else
+            f"{low and str(low).replace('torch.', '')} on the CPU: nn.LSTM under autocast is slower")
+        if low is not None:
+            why += f"; {str(low).replace('torch.', '')} matmuls, fp32 cell state"
+        return [(layers, "hand-written BPTT (rnncli.bptt)", why)]
 
     def _forward_fused(
         self, x: Tensor, lengths: Tensor | None, state: State | None
@@ -119,9 +167,9 @@ class Recurrent(nn.Module):
         return out, state  # padded positions are zero
 
     def _forward_custom(
-        self, x: Tensor, lengths: Tensor | None, state: State | None
+        self, x: Tensor, lengths: Tensor | None, state: State | None, path: str
     ) -> tuple[Tensor, State]:
-        """Our loop, time-major inside: x (T, B, I) -> layers -> (T, B, D*H)."""
+        """Our loops, time-major inside: x (T, B, I) -> layers -> (T, B, D*H)."""
         x = x.transpose(0, 1) if self.batch_first else x  # (T, B, I)
         if state is None:
             state = self.initial_state(x.shape[1], x.device, x.dtype)
@@ -135,18 +183,39 @@ class Recurrent(nn.Module):
                 k = layer * self.num_directions + direction
                 reverse = direction == 1
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
-                out, final = run_cell(self.cells[k], seq, _state_row(state, k), mask)
+                if path == "bptt":
+                    out, final = self._run_bptt(k, seq, _state_row(state, k), mask)
+                else:
+                    out, final = run_cell(self.cells[k], seq, _state_row(state, k), mask)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
                 finals.append(final)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
         out = x.transpose(0, 1) if self.batch_first else x
         return out, _stack_states(finals)
 
+    def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+        """Layer/direction k on the hand-written path; same contract as `run_cell`."""
+        low = autocast_dtype(x.device.type)
+        with torch.autocast(x.device.type, enabled=False):
+            hs, c = lstm_family_layer(self.cell, x, *state, *self._weights(k), mask=mask,
+                                      compute_dtype=low)
+        return (hs if mask is None else hs * mask), (hs[-1], c)
+
+    def _weights(self, k: int) -> tuple:
+        """(weight_ih, weight_hh, bias_ih, bias_hh, peepholes or None) of layer/direction k."""
+        if self.cell in _FUSED:  # lstm: the weights live in nn.LSTM, named per layer
+            suffix = f"_l{k // self.num_directions}" + ("_reverse" if k % self.num_directions else "")
+            return tuple(getattr(self.rnn, name + suffix) for name in
+                         ("weight_ih", "weight_hh", "bias_ih", "bias_hh")) + (None,)
+        cell = self.cells[k]
+        peep = (cell.weight_ci, cell.weight_cf, cell.weight_co) if hasattr(cell, "weight_ci") else None
+        return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, peep
+
     def extra_repr(self) -> str:
         return (
             f"{self.cell!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
-            f"batch_first={self.batch_first}"
+            f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "fused" else "")
         )
 
 
@@ -248,6 +317,24 @@ def _all_full(lengths: Tensor | None, batch: int, steps: int) -> bool:
             f"lengths must lie in 1..{steps} (the padded length), got min {lo}, max {hi}"
         )
     return lo == steps
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The lower-precision dtype autocast is running for `device_type`, or None."""
+    if device_type not in ("cpu", "cuda"):
+        return None
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def _check_impl(cell: str, impl: str) -> None:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
+    if impl == "bptt" and cell not in LSTM_FAMILY:
+        raise ValueError(f"impl='bptt' is for the LSTM family ({', '.join(LSTM_FAMILY)}), not {cell!r}")
+    if impl == "autograd" and cell in _FUSED:
+        raise ValueError(f"impl='autograd' is for peephole_lstm and cifg_lstm; {cell!r} runs torch's kernel")
 
 
 def _check_sizes(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:

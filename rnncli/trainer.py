@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from rnncli import checkpoint
+from rnncli import checkpoint, precision
 from rnncli.errors import TrainingError
 from rnncli.progress import Progress
 
@@ -133,6 +133,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.config_path = config_path
         self.model = task.model
+        self.device = next(self.model.parameters()).device
+        precision.check(self.t["precision"], self.device, f"{config_path}: trainer.precision")
+        self.scaler = precision.grad_scaler(self.t["precision"], self.device)  # fp16 only
         self.optimizer = build_optimizer(self.model.parameters(), self.t)
         self.state = TrainState()
         self.carry = None
@@ -150,6 +153,8 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = TrainState(**ckpt["trainer"])
         self.carry = ckpt["carry"]
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
         checkpoint.set_rng_state(ckpt["rng"])
 
     def _elapsed(self) -> float:
@@ -166,6 +171,7 @@ class Trainer:
             "trainer": asdict(self.state),
             "rng": checkpoint.rng_state(),
             "carry": self.carry,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
         checkpoint.save_atomic(ckpt, self.run_dir / f"{name}.pt")
 
@@ -175,6 +181,7 @@ class Trainer:
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
         self._started = time.perf_counter() - s.elapsed
         self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
+        self._report_fast_paths()
         stopped = "finished"
         try:
             with _StopOnSignal() as stop:
@@ -215,17 +222,26 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
-        loss, self.carry, n_tokens = self.task.train_step(batch, self.carry)
+        with self._autocast():
+            loss, self.carry, n_tokens = self.task.train_step(batch, self.carry)
         loss_value = loss.item()
         if not math.isfinite(loss_value):
             self._diverged(f"loss became {loss_value}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = self._clip()
-        if not math.isfinite(grad_norm):
-            self._diverged(f"gradient norm became {grad_norm}")
-        self.optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            grad_norm = self._clip()
+            if not math.isfinite(grad_norm):
+                self._diverged(f"gradient norm became {grad_norm}")
+            self.optimizer.step()
+        else:  # fp16: scale the loss; the scaler skips steps whose gradients overflowed
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = self._clip()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
         s.step += 1
+        self._probe_speed(n_tokens)
         w = self._window
         w["loss"] += loss_value
         w["steps"] += 1
@@ -239,6 +255,34 @@ class Trainer:
                       "tokens_per_s": w["tokens"] / elapsed}
             self.log.write(record)
         self.progress.step(s.step, record)
+
+    # ---- fast-path report: what each layer runs on, then tokens/s over a few real steps
+    _PROBE_STEPS = 5
+
+    def _report_fast_paths(self) -> None:
+        from rnncli.bench import fast_paths  # bench imports the trainer
+
+        for line in fast_paths(self.model, self.device, self.t["precision"]):
+            self.progress.message(f"fast path: {line}")
+        self._probe = {"first": self.state.step + 1, "start": None, "tokens": 0}
+
+    def _probe_speed(self, n_tokens: int) -> None:
+        """Time steps first+1 .. first+5 (the first step warms up) and print tokens/s once."""
+        p, step = self._probe, self.state.step
+        if p is None:
+            return
+        if step == p["first"]:
+            p["start"] = time.perf_counter()
+        elif step > p["first"]:
+            p["tokens"] += n_tokens
+            if step == p["first"] + self._PROBE_STEPS:
+                rate = p["tokens"] / (time.perf_counter() - p["start"])
+                self.progress.message(f"fast path: measured {rate:,.0f} tokens/s over steps "
+                                      f"{p['first'] + 1}-{step}")
+                self._probe = None
+
+    def _autocast(self):
+        return precision.autocast(self.t["precision"], self.device)
 
     def _clip(self) -> float:
         """Clip as configured; return the global gradient norm before clipping."""
@@ -261,7 +305,8 @@ class Trainer:
     def _validate(self) -> bool:
         """Score on the validation split, save checkpoints; True when early stopping triggers."""
         s, t = self.state, self.t
-        metrics = self.task.evaluate("val")
+        with self._autocast():
+            metrics = self.task.evaluate("val")
         value = metrics[self.task.metric]
         better = (lambda a, b: a > b) if self.task.higher_is_better else (lambda a, b: a < b)
         improved = s.best is None or better(value, s.best)

@@ -30,6 +30,7 @@ State = Union[Tensor, tuple[Tensor, Tensor]]
 
 CELL_NAMES = ("rnn", "lstm", "gru", "peephole_lstm", "cifg_lstm")
 LSTM_FAMILY = ("lstm", "peephole_lstm", "cifg_lstm")  # state is (h, c); the others' state is h
+CUSTOM_CELLS = ("peephole_lstm", "cifg_lstm")  # no torch kernel: our hand-written BPTT runs them
 NONLINEARITIES = ("tanh", "relu")
 
 _CELLS: dict[str, type[nn.Module]] = {

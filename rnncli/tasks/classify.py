@@ -35,7 +35,7 @@ from rnncli.data.tabular import FORMATS, Example, TableFormat, read_examples, sp
 from rnncli.data.tokenize import TOKENIZERS, tokenize
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import Recurrent
+from rnncli.layers import Recurrent, cell_options
 from rnncli.metrics import classification_metrics
 from rnncli.pooling import POOLINGS, Attention, pool
 
@@ -187,7 +187,7 @@ class TextClassifier(nn.Module):
 
 
 def build_model(vocab: Vocab, num_labels: int, m: dict) -> TextClassifier:
-    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    options = cell_options(m)
     return TextClassifier(len(vocab), num_labels, m["embedding_dim"], m["cell"], m["hidden_size"],
                           m["num_layers"], m["bidirectional"], m["dropout"], m["pooling"],
                           m["embedding_dropout"], m["word_dropout"], vocab.pad_id, vocab.unk_id, **options)

@@ -32,7 +32,7 @@ from rnncli.crf import CRF
 from rnncli.data.conll import read_conll, write_conll as _write_rows
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import Recurrent
+from rnncli.layers import Recurrent, cell_options
 
 SPLITS = ("train", "val", "test")
 
@@ -206,7 +206,7 @@ def build_model(vocabs: Vocabs, m: dict, vectors: torch.Tensor | None = None) ->
         chars = CharEncoder(len(vocabs.chars), m["char_embedding_dim"], m["char_hidden_size"], m["char_features"],
                             m.get("char_kernel_size", 3))
     allowed = tagging.allowed_transitions(vocabs.tags, vocabs.train_scheme) if m.get("constraints") else None
-    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    options = cell_options(m)
     return Tagger(len(vocabs.words), len(vocabs.tags), m["embedding_dim"], m["cell"], m["hidden_size"], m["num_layers"],
                   m["bidirectional"], m["dropout"], m["crf"], allowed, chars, vectors,
                   m.get("freeze_embeddings", False), **options)

@@ -27,6 +27,7 @@ from rnncli.config import Field, recurrent_model_fields
 from rnncli.data import parallel
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError, RunError
+from rnncli.layers import cell_options
 from rnncli.seq2seq_model import ATTENTIONS, Seq2Seq
 
 BOS, EOS = "<bos>", "<eos>"
@@ -226,7 +227,7 @@ def sorted_batches(pairs: Pairs, batch_size: int) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- model
 def build_model(vocabs: Vocabs, m: dict) -> Seq2Seq:
-    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    options = cell_options(m)
     return Seq2Seq(len(vocabs.src), len(vocabs.tgt), m["embedding_dim"], m["cell"], m["hidden_size"],
                    m["num_layers"], m["bidirectional"], m["dropout"], m["attention"], m.get("input_feeding", False),
                    m["decoder_hidden_size"] or m["hidden_size"], m["decoder_num_layers"] or m["num_layers"],

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from rnncli.config import Field, recurrent_model_fields
-from rnncli.layers import Recurrent
+from rnncli.layers import Recurrent, cell_options
 
 # Stream ids that keep the evaluation sets apart from every training batch.
 VAL_STREAM, TEST_STREAM = -1, -2
@@ -77,7 +77,7 @@ class SequenceModel(nn.Module):
 
 
 def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
-    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
+    options = cell_options(m)
     return SequenceModel(input_size, output_size, m["cell"], m["hidden_size"], m["num_layers"], m["dropout"],
                          **options)
 

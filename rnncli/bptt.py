@@ -1,0 +1,308 @@
+"""Hand-written backpropagation through time for the LSTM family (lstm, peephole_lstm, cifg_lstm).
+
+One layer and direction is one `torch.autograd.Function`: the forward loop runs without autograd
+bookkeeping and saves what the backward needs; the backward runs the reverse loop by hand and
+computes the weight gradients after the loop as single large matmuls over all T*B rows:
+
+    forward                                   backward
+    A = X W_ih^T + b          (one matmul)    for t = T-1 .. 0:
+    for t = 0 .. T-1:                             dA_t = gate gradients from (dh, dc)   (pointwise)
+        A_t += h_{t-1} W_hh^T (one matmul)        dh   = dA_t W_hh + dy_{t-1}          (one matmul)
+        gates, c_t, h_t       (pointwise,     dW_hh = dA^T H_prev   dW_ih = dA^T X     (one each)
+                               in place)      dX = dA W_ih          db = sum(dA)
+
+The equations are the cells' (see `rnncli/cells/lstm.py`, `peephole.py`, `cifg.py`). Inside, the
+gate blocks are reordered so that all sigmoid gates are adjacent and one op activates them:
+
+    kind            torch order     internal order    one sigmoid call (forward)
+    lstm            i, f, g, o      i, f, o, g        i f o g
+    peephole_lstm   i, f, g, o      i, f, g, o        i f g, then o (it sees c_t)
+    cifg_lstm       f, g, o         f, o, g           f o g   (i = 1 - f, no weights)
+
+The candidate g goes through the sigmoid too: its weights are doubled for the forward pass and
+g = 2 σ(2x) - 1 = tanh(x) (the CPU's sigmoid is ~2x cheaper than its tanh).
+
+Variable lengths: `mask` (T, B, 1) bool; at a padded step the state is carried unchanged and the
+step's gate gradients are zero, so the final state is each sequence's last real step.
+
+Precision: `compute_dtype` (bfloat16 / float16) is the dtype of the matmul operands only; gates,
+cell state, h and every gradient stay float32 (mixed precision).
+
+Exactness against the plain autograd loop is proven in tests/test_bptt.py (float64, 1e-6).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
+_BLOCK_ORDER = {"lstm": (0, 1, 3, 2), "peephole_lstm": (0, 1, 2, 3), "cifg_lstm": (0, 2, 1)}
+_MEMORY_ORDER = {"lstm": "ifog", "peephole_lstm": "ifgo", "cifg_lstm": "fog"}
+
+
+def block_permutation(kind: str, hidden_size: int, device=None) -> Tensor:
+    """Row index taking torch's gate order to the internal one, (G*H,)."""
+    h = hidden_size
+    blocks = [torch.arange(b * h, (b + 1) * h, device=device) for b in _BLOCK_ORDER[kind]]
+    return torch.cat(blocks)
+
+
+def lstm_family_layer(
+    kind: str, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+    bias_ih: Tensor | None, bias_hh: Tensor | None, peepholes: tuple[Tensor, Tensor, Tensor] | None = None,
+    mask: Tensor | None = None, compute_dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Run one layer and direction: x (T, B, I), h0, c0 (B, H) -> (hs (T, B, H), c_T (B, H)).
+
+    Weights in torch's layout and gate order (as `nn.LSTM` / our cells hold them). `peepholes` =
+    (weight_ci, weight_cf, weight_co) for peephole_lstm. hs[t] is the state after step t (carried
+    through padding when `mask` is given; multiply by the mask for zero-padded outputs), so
+    hs[-1] is the final h.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"hand-written BPTT supports {', '.join(KINDS)}, not {kind!r}")
+    if (kind == "peephole_lstm") != (peepholes is not None):
+        raise ValueError("peephole weights are required for peephole_lstm and only for it")
+    w_ci, w_cf, w_co = peepholes if peepholes is not None else (None, None, None)
+    return _LSTMFamily.apply(kind, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                             w_ci, w_cf, w_co, mask)
+
+
+class _LSTMFamily(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, kind, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+                w_ci, w_cf, w_co, mask):
+        steps, batch, _ = x.shape
+        hidden = weight_hh.shape[1]
+        dtype = torch.promote_types(h0.dtype, torch.float32)  # state / pointwise dtype
+        low = compute_dtype if compute_dtype not in (None, dtype) else None
+        perm = block_permutation(kind, hidden, x.device)
+        w_ih = weight_ih.to(dtype)[perm]  # (G*H, I), internal gate order
+        w_hh = weight_hh.to(dtype)[perm]  # (G*H, H)
+        bias = _combined_bias(bias_ih, bias_hh, w_hh)
+        x_mm = x.to(low or dtype)
+        w_ih_mm, w_hh_mm = (w_ih.to(low), w_hh.to(low)) if low else (w_ih, w_hh)
+        w_ih_2g, w_hh_2g = _double_candidate(kind, w_ih_mm, hidden), _double_candidate(kind, w_hh_mm, hidden)
+        gates = torch.mm(x_mm.reshape(steps * batch, -1), w_ih_2g.t()).to(dtype)  # (T*B, G*H)
+        if bias is not None:
+            gates += _double_candidate(kind, bias[perm], hidden)
+        gates = gates.view(steps, batch, -1)
+        hs = x.new_empty((steps + 1, batch, hidden), dtype=dtype)
+        cs = torch.empty_like(hs)
+        tanh_c = x.new_empty((steps, batch, hidden), dtype=dtype)
+        hs[0], cs[0] = h0, c0
+        full = _full_steps(mask, steps)
+        peep = None if w_ci is None else (torch.stack((w_ci, w_cf)).to(dtype), w_co.to(dtype))
+        step = _forward_step(kind, peep)
+        w_hh_t = w_hh_2g.t()  # (H, G*H)
+        views = _step_views(kind, gates, hidden)
+        h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        for t in range(steps):
+            a = views[0][t]  # (B, G*H): pre-activations, then (in place) activations
+            if low:
+                a += torch.mm(h_t[t].to(low), w_hh_t)
+            else:
+                a.addmm_(h_t[t], w_hh_t)
+            step(*(v[t] for v in views), c_t[t], c_t[t + 1], tc_t[t], h_t[t + 1])
+            if not full[t]:
+                keep = mask[t]  # (B, 1) True at real steps
+                h_t[t + 1].copy_(torch.where(keep, h_t[t + 1], h_t[t]))
+                c_t[t + 1].copy_(torch.where(keep, c_t[t + 1], c_t[t]))
+        ctx.kind, ctx.low, ctx.full, ctx.hidden = kind, low, full, hidden
+        ctx.peep, ctx.dtypes = peep, (x.dtype, h0.dtype, weight_ih.dtype)
+        ctx.has_bias = (bias_ih is not None, bias_hh is not None)
+        ctx.save_for_backward(x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm)
+        return hs[1:], cs[steps].clone()
+
+    @staticmethod
+    def backward(ctx, grad_hs, grad_c):
+        x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm = ctx.saved_tensors
+        kind, low, full, hidden, peep = ctx.kind, ctx.low, ctx.full, ctx.hidden, ctx.peep
+        steps, batch, _ = gates.shape
+        dtype = gates.dtype
+        grad_hs = torch.zeros_like(hs[1:]) if grad_hs is None else grad_hs.to(dtype).contiguous()
+        dc = torch.zeros_like(cs[0]) if grad_c is None else grad_c.to(dtype).clone()
+        dh = grad_hs[steps - 1].clone()
+        d_pre = torch.empty_like(gates)  # (T, B, G*H) gradients of the pre-activations
+        tmp = torch.empty_like(dc)
+        step = _backward_step(kind, peep)
+        views, d_views = _step_views(kind, gates, hidden), _step_views(kind, d_pre, hidden)
+        c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            if not full[t]:
+                keep = mask[t].to(dtype)  # (B, 1)
+                carry_h, carry_c = dh * (1 - keep), dc * (1 - keep)
+                dh, dc = dh * keep, dc * keep
+            step(*(v[t] for v in views), *(v[t] for v in d_views), c_t[t], tc_t[t], dh, dc, tmp)
+            d_mm = d_views[0][t].to(low) if low else d_views[0][t]
+            if t == 0:
+                dh = torch.mm(d_mm, w_hh_mm).to(dtype)
+            elif low:
+                dh = g_t[t - 1] + torch.mm(d_mm, w_hh_mm)
+            else:
+                dh = torch.addmm(g_t[t - 1], d_mm, w_hh_mm, out=dh)
+            if not full[t]:
+                dh = dh + carry_h
+                dc = dc + carry_c
+        return (None, None) + _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh, dc)
+
+
+def _step_views(kind: str, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
+    """Per-step views of a (T, B, G*H) gate buffer, made once (slicing per step costs more than
+    the ops), each a tuple over t: [all, forward-sigmoid block, backward-sigmoid block, gates...].
+
+    Gates are listed i, f, o, g (cifg: f, o, g) whatever their order in memory.
+    """
+    h = hidden
+    block = {name: buf[..., k * h:(k + 1) * h] for k, name in enumerate(_MEMORY_ORDER[kind])}
+    fsig, bsig = {"lstm": (4, 3), "peephole_lstm": (3, 2), "cifg_lstm": (3, 2)}[kind]
+    names = ("f", "o", "g") if kind == "cifg_lstm" else ("i", "f", "o", "g")
+    views = [buf, buf[..., :fsig * h], buf[..., :bsig * h]] + [block[n] for n in names]
+    return [v.unbind(0) for v in views]
+
+
+def _forward_step(kind: str, peep):
+    """The pointwise part of one forward step (a closure per kind keeps the loop free of ifs).
+
+    On entry `a` holds the pre-activations, with the g block doubled (its weights were scaled
+    by 2), so one sigmoid serves every gate: tanh(x) = 2 σ(2x) - 1, and σ is ~2x cheaper.
+    """
+    if kind == "cifg_lstm":  # memory [f o g]
+        def step(a, fsig, bsig, f, o, g, c_prev, c, tanh_c, h):
+            fsig.sigmoid_()
+            g.mul_(2).sub_(1)  # tanh of the candidate
+            torch.sub(c_prev, g, out=c)  # c_t = f c + (1 - f) g = g + f (c - g)
+            c.mul_(f).add_(g)
+            torch.tanh(c, out=tanh_c)
+            torch.mul(o, tanh_c, out=h)
+    elif peep is None:  # memory [i f o g]
+        def step(a, fsig, bsig, i, f, o, g, c_prev, c, tanh_c, h):
+            fsig.sigmoid_()
+            g.mul_(2).sub_(1)
+            torch.mul(f, c_prev, out=c)
+            c.addcmul_(i, g)
+            torch.tanh(c, out=tanh_c)
+            torch.mul(o, tanh_c, out=h)
+    else:  # memory [i f g o]; i, f see c_{t-1}; o sees c_t
+        w_cif, w_co = peep
+        hidden = w_co.shape[0]
+
+        def step(a, fsig, bsig, i, f, o, g, c_prev, c, tanh_c, h):
+            bsig.view(-1, 2, hidden).addcmul_(w_cif, c_prev.unsqueeze(1))
+            fsig.sigmoid_()  # i, f, g
+            g.mul_(2).sub_(1)
+            torch.mul(f, c_prev, out=c)
+            c.addcmul_(i, g)
+            o.addcmul_(w_co, c).sigmoid_()
+            torch.tanh(c, out=tanh_c)
+            torch.mul(o, tanh_c, out=h)
+    return step
+
+
+def _backward_step(kind: str, peep):
+    """One reverse step: write the pre-activation gradients into the d_* views; dc -> dc_{t-1}.
+
+    dh, dc (B, H) hold dL/dh_t and dL/dc_t (the latter from later steps only) on entry.
+    Gradients are with respect to the unscaled pre-activations (g as tanh).
+    """
+    sig_bw = torch.ops.aten.sigmoid_backward.grad_input  # grad * y * (1 - y), one kernel
+    tanh_bw = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y^2), one kernel
+    if kind == "cifg_lstm":
+        def step(a, fsig, bsig, f, o, g, d, d_fsig, d_bsig, d_f, d_o, d_g, c_prev, tanh_c, dh, dc, tmp):
+            torch.mul(dh, tanh_c, out=d_o)  # dL/do
+            torch.mul(dh, o, out=tmp)
+            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp))  # through h = o tanh(c)
+            torch.sub(c_prev, g, out=d_f).mul_(dc)  # dL/df = dc (c_{t-1} - g)
+            torch.mul(dc, f, out=d_g)
+            torch.sub(dc, d_g, out=d_g)  # dL/dg = dc (1 - f)
+            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # f, o
+            tanh_bw(d_g, g, grad_input=d_g)
+            dc.mul_(f)  # dc_{t-1} = dc f
+    elif peep is None:
+        def step(a, fsig, bsig, i, f, o, g, d, d_fsig, d_bsig, d_i, d_f, d_o, d_g, c_prev, tanh_c,
+                 dh, dc, tmp):
+            torch.mul(dh, tanh_c, out=d_o)
+            torch.mul(dh, o, out=tmp)
+            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp))
+            torch.mul(dc, g, out=d_i)
+            torch.mul(dc, c_prev, out=d_f)
+            torch.mul(dc, i, out=d_g)
+            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # i, f, o
+            tanh_bw(d_g, g, grad_input=d_g)
+            dc.mul_(f)
+    else:
+        w_cif, w_co = peep
+
+        def step(a, fsig, bsig, i, f, o, g, d, d_fsig, d_bsig, d_i, d_f, d_o, d_g, c_prev, tanh_c,
+                 dh, dc, tmp):
+            torch.mul(dh, tanh_c, out=d_o)
+            sig_bw(d_o, o, grad_input=d_o)  # o = σ(... + w_co c_t): d_o feeds dc
+            torch.mul(dh, o, out=tmp)
+            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp)).addcmul_(d_o, w_co)
+            torch.mul(dc, g, out=d_i)
+            torch.mul(dc, c_prev, out=d_f)
+            torch.mul(dc, i, out=d_g)
+            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # i, f
+            tanh_bw(d_g, g, grad_input=d_g)
+            dc.mul_(f).addcmul_(d_i, w_cif[0]).addcmul_(d_f, w_cif[1])  # i, f saw c_{t-1}
+    return step
+
+
+def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
+    """Gradients of x, h0, c0 and every weight, as single matmuls over all T*B rows."""
+    steps, batch, gh = d_pre.shape
+    needs = ctx.needs_input_grad[2:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co
+    x_dtype, h_dtype, w_dtype = ctx.dtypes
+    low = ctx.low
+    rows = d_pre.view(steps * batch, gh)  # (T*B, G*H)
+    rows_mm = rows.to(low) if low else rows
+    inverse = torch.empty_like(perm)
+    inverse[perm] = torch.arange(perm.numel(), device=perm.device)
+
+    def to_torch_order(grad_internal: Tensor) -> Tensor:
+        return grad_internal[inverse].to(w_dtype)
+
+    dx = dw_ih = dw_hh = db = None
+    if needs[0]:
+        dx = torch.mm(rows_mm, w_ih_mm).view(steps, batch, -1).to(x_dtype)
+    if needs[3]:
+        dw_ih = to_torch_order(torch.mm(rows_mm.t(), x_mm.reshape(steps * batch, -1)).to(d_pre.dtype))
+    if needs[4]:
+        h_prev = hs[:steps].reshape(steps * batch, -1)
+        h_prev = h_prev.to(low) if low else h_prev
+        dw_hh = to_torch_order(torch.mm(rows_mm.t(), h_prev).to(d_pre.dtype))
+    if needs[5] or needs[6]:
+        db = to_torch_order(rows.sum(0))
+    peep_grads = (None, None, None)
+    if ctx.peep is not None and any(needs[7:]):
+        h = ctx.hidden
+        d_i, d_f, d_o = d_pre[..., :h], d_pre[..., h:2 * h], d_pre[..., 3 * h:]  # memory i f g o
+        peep_grads = tuple(
+            (dg * c).sum((0, 1)).to(w_dtype)
+            for dg, c in ((d_i, cs[:steps]), (d_f, cs[:steps]), (d_o, cs[1:]))
+        )
+    grads = (dx, dh0.to(h_dtype) if needs[1] else None, dc0.to(h_dtype) if needs[2] else None,
+             dw_ih, dw_hh, db if ctx.has_bias[0] else None, db if ctx.has_bias[1] else None)
+    return grads + peep_grads + (None,)
+
+
+def _double_candidate(kind: str, w: Tensor, hidden: int) -> Tensor:
+    """A copy with the candidate block g (internal order) times 2, for g = 2 σ(2x) - 1."""
+    k = _MEMORY_ORDER[kind].index("g")
+    w = w.clone()
+    w[k * hidden:(k + 1) * hidden] *= 2
+    return w
+
+
+def _combined_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, like: Tensor) -> Tensor | None:
+    if bias_ih is None and bias_hh is None:
+        return None
+    parts = [b.to(like.dtype) for b in (bias_ih, bias_hh) if b is not None]
+    return parts[0] if len(parts) == 1 else parts[0] + parts[1]
+
+
+def _full_steps(mask: Tensor | None, steps: int) -> list[bool]:
+    """Per step: True when no sequence is padded there (no masking work needed)."""
+    if mask is None:
+        return [True] * steps
+    return mask.reshape(steps, -1).all(dim=1).tolist()
