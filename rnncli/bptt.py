@@ -97,13 +97,14 @@ class _LSTMFamily(torch.autograd.Function):
         w_hh_t = w_hh_2g.t()  # (H, G*H)
         views = _step_views(kind, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
-        for t in range(steps):
-            a = views[0][t]  # (B, G*H): pre-activations, then (in place) activations
+        per_step = list(zip(*views, c_t[:-1], c_t[1:], tc_t, h_t[1:]))  # views made once, not per step
+        for t, args in enumerate(per_step):
+            a = args[0]  # (B, G*H): pre-activations, then (in place) activations
             if low:
                 a += torch.mm(h_t[t].to(low), w_hh_t)
             else:
                 a.addmm_(h_t[t], w_hh_t)
-            step(*(v[t] for v in views), c_t[t], c_t[t + 1], tc_t[t], h_t[t + 1])
+            step(*args)
             if not full[t]:
                 keep = mask[t]  # (B, 1) True at real steps
                 h_t[t + 1].copy_(torch.where(keep, h_t[t + 1], h_t[t]))
@@ -128,12 +129,13 @@ class _LSTMFamily(torch.autograd.Function):
         step = _backward_step(kind, peep)
         views, d_views = _step_views(kind, gates, hidden), _step_views(kind, d_pre, hidden)
         c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
+        per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         for t in range(steps - 1, -1, -1):
             if not full[t]:
                 keep = mask[t].to(dtype)  # (B, 1)
                 carry_h, carry_c = dh * (1 - keep), dc * (1 - keep)
                 dh, dc = dh * keep, dc * keep
-            step(*(v[t] for v in views), *(v[t] for v in d_views), c_t[t], tc_t[t], dh, dc, tmp)
+            step(*per_step[t], dh, dc, tmp)
             d_mm = d_views[0][t].to(low) if low else d_views[0][t]
             if t == 0:
                 dh = torch.mm(d_mm, w_hh_mm).to(dtype)
