@@ -83,9 +83,13 @@ class _LSTMFamily(torch.autograd.Function):
         x_mm = x.to(low or dtype)
         w_ih_mm, w_hh_mm = (w_ih.to(low), w_hh.to(low)) if low else (w_ih, w_hh)
         w_ih_2g, w_hh_2g = _double_candidate(kind, w_ih_mm, hidden), _double_candidate(kind, w_hh_mm, hidden)
-        gates = torch.mm(x_mm.reshape(steps * batch, -1), w_ih_2g.t()).to(dtype)  # (T*B, G*H)
-        if bias is not None:
-            gates += _double_candidate(kind, bias[perm], hidden)
+        x_rows = x_mm.reshape(steps * batch, -1)  # (T*B, I)
+        if bias is None:
+            gates = torch.mm(x_rows, w_ih_2g.t()).to(dtype)  # (T*B, G*H)
+        elif low:
+            gates = torch.mm(x_rows, w_ih_2g.t()).to(dtype) + _double_candidate(kind, bias[perm], hidden)
+        else:  # the bias add rides inside the GEMM
+            gates = torch.addmm(_double_candidate(kind, bias[perm], hidden), x_rows, w_ih_2g.t())
         gates = gates.view(steps, batch, -1)
         hs = x.new_empty((steps + 1, batch, hidden), dtype=dtype)
         cs = torch.empty_like(hs)

@@ -30,7 +30,9 @@ def next_token(
     """logits (B, V) -> token ids (B,)."""
     if greedy:
         return logits.argmax(dim=-1)
-    logits = logits.float() / temperature
+    logits = logits.float()  # a no-op (no copy) when logits are already float32
+    if temperature != 1.0:  # x / 1.0 == x exactly: skip the copy
+        logits = logits / temperature
     if top_k is not None and top_k < logits.size(-1):
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # (B, 1)
         logits = logits.masked_fill(logits < kth, float("-inf"))
