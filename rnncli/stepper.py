@@ -13,9 +13,10 @@ that is cheapest to step, then `step(inputs, state)` advances every layer by one
 
 Why this layout (2x512 LSTM on a 2-core AMD EPYC VM, batch 1; benchmarks/generation_speed.py):
   * a step reads every weight once, and at batch 1 that memory traffic is the cost. The
-    weights are stored transposed and contiguous, (in, G*H): `x @ W^T` over torch's own
-    (G*H, in) layout, which is what `torch.lstm_cell` and `F.linear` do, took 2-2.8 ms a
-    step against 0.7-1 ms here (past ~8 MB of weights the matmuls stream from DRAM).
+    weights are packed once for oneDNN (`rnncli/onednn.py`; elsewhere stored transposed and
+    contiguous, (in, G*H)): `x @ W^T` over torch's own (G*H, in) layout, which is what
+    `torch.lstm_cell` and `F.linear` do, took 2-2.8 ms a step, the transposed copy 0.7-1 ms,
+    the packed weights ~0.5 ms (past ~8 MB of weights the matmuls stream from DRAM).
   * layers >= 1 of rnn and lstm do one matmul over [x | h] instead of two, with b_hh folded
     into b_ih. gru keeps two (its b_hn and W_hn h sit inside r ⊙ (...)).
   * the custom cells (peephole_lstm, cifg_lstm) step through their own `recurrent_step`, so
@@ -34,6 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from rnncli.cells import LSTM_FAMILY
+from rnncli.onednn import FixedWeight
 
 _TORCH_CELLS = ("rnn", "lstm", "gru")  # held by `recurrent.rnn`; the others by `recurrent.cells`
 State = Union[Tensor, tuple[Tensor, Tensor]]  # one layer: h (B, H), or (h, c)
@@ -147,14 +149,14 @@ def _input_table(recurrent: nn.Module, embedding: nn.Embedding) -> Tensor:
     return table if bias is None else table + bias
 
 
-def _transposed(w: Tensor) -> Tensor:
-    """(G*H, in) -> contiguous (in, G*H): the fast layout for `x @ W^T` at batch 1."""
-    return w.t().contiguous()
+def _fixed(w: Tensor) -> FixedWeight:
+    """(G*H, in) -> x @ W^T at batch 1, packed for oneDNN where it can be (rnncli/onednn.py)."""
+    return FixedWeight(w, batch=1)
 
 
-def _project(x: Tensor, weight_t: Tensor, bias: Tensor | None) -> Tensor:
+def _project(x: Tensor, weight: FixedWeight, bias: Tensor | None) -> Tensor:
     """x (B, in) @ weight_t (in, G*H) + bias -> (B, G*H)."""
-    return x @ weight_t if bias is None else torch.addmm(bias, x, weight_t)
+    return weight(x, bias)
 
 
 # --------------------------------------------------------------------------- layers
@@ -180,12 +182,12 @@ class _ConcatLayer:
     def __init__(self, w_ih, w_hh, bias, pointwise, projected: bool) -> None:
         self.projected, self.bias, self.pointwise = projected, bias, pointwise
         parts = (w_hh,) if projected else (w_ih, w_hh)
-        self.weight = torch.cat([w.t() for w in parts]).contiguous()  # ([I +] H, G*H)
+        self.weight = _fixed(torch.cat(parts, dim=1))  # (G*H, [I +] H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         h = state[0] if isinstance(state, tuple) else state
         if self.projected:
-            pre = torch.addmm(x, h, self.weight)  # (B, G*H)
+            pre = self.weight(h).add_(x)  # (B, G*H)
         else:
             pre = _project(torch.cat([x, h], dim=1), self.weight, self.bias)
         return self.pointwise(pre, state)
@@ -210,8 +212,8 @@ class _GRULayer:
 
     def __init__(self, w_ih, w_hh, b_ih, b_hh, projected: bool) -> None:
         self.projected, self.b_ih, self.b_hh = projected, b_ih, b_hh
-        self.weight_ih = None if projected else _transposed(w_ih)  # (I, 3H)
-        self.weight = _transposed(w_hh)  # (H, 3H)
+        self.weight_ih = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, 3H)
+        self.weight = _fixed(w_hh)  # h -> h W_hh^T (B, 3H)
 
     def __call__(self, x: Tensor, h: Tensor) -> Tensor:
         xw = x if self.projected else _project(x, self.weight_ih, self.b_ih)  # (B, 3H)
@@ -229,7 +231,7 @@ class _CellLayer:
 
     def __init__(self, cell: nn.Module, w_ih, b_ih, projected: bool) -> None:
         self.cell, self.projected, self.b_ih = cell, projected, b_ih
-        self.weight = None if projected else _transposed(w_ih)  # (I, G*H)
+        self.weight = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, G*H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         xw = x if self.projected else _project(x, self.weight, self.b_ih)  # (B, G*H)

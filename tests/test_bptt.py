@@ -169,3 +169,22 @@ def test_bf16_autocast_routes_lstm_to_the_bptt_path_and_trains():
 def test_bad_impl_is_a_clear_error(cell, impl):
     with pytest.raises(ValueError, match="impl"):
         Recurrent(cell, 3, 4, impl=impl)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_float32_path_with_packed_weights_matches_the_autograd_loop(kind):
+    """In float32 on the CPU the per-step matmuls run on oneDNN-packed weights: same numbers."""
+    torch.manual_seed(7)
+    cell = make_cell(kind, 6, 16)
+    x = torch.randn(20, 4, 6, requires_grad=True)
+    h0, c0 = torch.randn(4, 16, requires_grad=True), torch.randn(4, 16, requires_grad=True)
+    mask = time_mask(torch.tensor([20, 13, 20, 5]), 20)
+    hs, c_last = lstm_family_layer(kind, x, h0, c0, *_weights(cell), mask=mask)
+    ref_out, (ref_h, ref_c) = run_cell(cell, x, (h0, c0), mask)
+    torch.testing.assert_close(hs * mask, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c_last, ref_c, atol=1e-5, rtol=1e-5)
+    params = [x, h0, c0, *cell.parameters()]
+    ours = torch.autograd.grad(_layer_loss([hs * mask, hs[-1], c_last]), params)
+    ref = torch.autograd.grad(_layer_loss([ref_out, ref_h, ref_c]), params)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
