@@ -67,11 +67,8 @@ def _time_train(task, t: dict, batches: list, warmup: int, device, prec: str) ->
     model = task.model
     model.train()
     optimizer = build_optimizer(model.parameters(), t)
-    carry, tokens, start = task.initial_carry(), 0, None
-    for index, batch in enumerate(batches):
-        if index == warmup:
-            _sync(device)
-            start, tokens = time.perf_counter(), 0
+
+    def train_step(batch, carry):
         with precision.autocast(prec, device):
             loss, carry, n = task.train_step(batch, carry)
         optimizer.zero_grad(set_to_none=True)
@@ -79,22 +76,32 @@ def _time_train(task, t: dict, batches: list, warmup: int, device, prec: str) ->
         if t["clip_grad_norm"] is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad_norm"])
         optimizer.step()
-        tokens += n
-    _sync(device)
-    return tokens / (time.perf_counter() - start)
+        return carry, n
+
+    return _tokens_per_s(task, batches, warmup, device, train_step)
 
 
-@torch.no_grad()
 def _time_eval(task, batches: list, warmup: int, device, prec: str) -> float:
     """Forward passes with the loss, no gradients, in eval mode."""
     task.model.eval()
+
+    @torch.no_grad()
+    def eval_step(batch, carry):
+        with precision.autocast(prec, device):
+            _, carry, n = task.train_step(batch, carry)
+        return carry, n
+
+    return _tokens_per_s(task, batches, warmup, device, eval_step)
+
+
+def _tokens_per_s(task, batches: list, warmup: int, device, step) -> float:
+    """Run `step(batch, carry) -> (carry, tokens)` over the batches; time all but the warm-up."""
     carry, tokens, start = task.initial_carry(), 0, None
     for index, batch in enumerate(batches):
         if index == warmup:
             _sync(device)
             start, tokens = time.perf_counter(), 0
-        with precision.autocast(prec, device):
-            _, carry, n = task.train_step(batch, carry)
+        carry, n = step(batch, carry)
         tokens += n
     _sync(device)
     return tokens / (time.perf_counter() - start)
