@@ -19,8 +19,8 @@ Why this layout (2x512 LSTM on a 2-core AMD EPYC VM, batch 1; benchmarks/generat
     the packed weights ~0.5 ms (past ~8 MB of weights the matmuls stream from DRAM).
   * layers >= 1 of rnn and lstm do one matmul over [x | h] instead of two, with b_hh folded
     into b_ih. gru keeps two (its b_hn and W_hn h sit inside r ⊙ (...)).
-  * the custom cells (peephole_lstm, cifg_lstm) step through their own `recurrent_step`, so
-    their equations live in one place; only their input projection is precomputed.
+  * the custom cells (peephole_lstm, cifg_lstm) do the matmuls here (packed weights) and then
+    call the cell's own `pointwise`, so their equations live in one place.
 
 State is explicit, as everywhere (STYLE habit 7): a tuple with one step-level state per layer,
 h (B, H) or (h, c) for the LSTM family, passed in and returned. `split_state` / `join_state`
@@ -170,7 +170,7 @@ def _make_layer(recurrent: nn.Module, k: int, projected: bool) -> Callable[[Tens
     if recurrent.cell == "rnn":
         activation = _ACTIVATIONS[recurrent.rnn.nonlinearity]
         return _ConcatLayer(w_ih, w_hh, _plus(b_ih, b_hh), activation, projected)
-    return _CellLayer(recurrent.cells[k], w_ih, b_ih, projected)
+    return _CellLayer(recurrent.cells[k], w_ih, w_hh, b_ih, b_hh, projected)
 
 
 class _ConcatLayer:
@@ -227,12 +227,14 @@ class _GRULayer:
 
 
 class _CellLayer:
-    """peephole_lstm / cifg_lstm: xw = x @ W_ih^T + b_ih (or the table row), then recurrent_step."""
+    """peephole_lstm / cifg_lstm: pre = xw + h @ W_hh^T + b_hh, then the cell's own `pointwise`
+    (its equations stay in the cell); xw = x @ W_ih^T + b_ih, or layer 0's table row."""
 
-    def __init__(self, cell: nn.Module, w_ih, b_ih, projected: bool) -> None:
-        self.cell, self.projected, self.b_ih = cell, projected, b_ih
+    def __init__(self, cell: nn.Module, w_ih, w_hh, b_ih, b_hh, projected: bool) -> None:
+        self.cell, self.projected, self.b_ih, self.b_hh = cell, projected, b_ih, b_hh
         self.weight = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, G*H)
+        self.weight_hh = _fixed(w_hh)  # h -> h W_hh^T (B, G*H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         xw = x if self.projected else _project(x, self.weight, self.b_ih)  # (B, G*H)
-        return self.cell.recurrent_step(xw, state)
+        return self.cell.pointwise(self.weight_hh(state[0], self.b_hh).add_(xw), state)

@@ -52,19 +52,25 @@ class CIFGLSTMCell(nn.Module):
 
     def gates(self, xw: Tensor, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         """Gate activations {"i", "f", "g", "o"}, each (B, H), for xw = W_ih x_t + b_ih (B, 3H)."""
-        h, _ = state
-        pre = xw + F.linear(h, self.weight_hh, self.bias_hh)  # (B, 3H)
-        f, g, o = pre.chunk(3, 1)  # each (B, H)
-        f = torch.sigmoid(f)
-        return {"i": 1.0 - f, "f": f, "g": torch.tanh(g), "o": torch.sigmoid(o)}
+        return self._activate(xw + F.linear(state[0], self.weight_hh, self.bias_hh))
 
     def recurrent_step(
         self, xw: Tensor, state: tuple[Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
-        """xw = W_ih x_t + b_ih (B, 3H), (h, c) -> new (h, c)."""
-        gate = self.gates(xw, state)
+        """xw = W_ih x_t + b_ih (B, 3H) -> new (h, c)."""
+        return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
+
+    def pointwise(self, pre: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Everything after the matmuls: pre = W_ih x + b_ih + W_hh h + b_hh (B, 3H) -> (h, c)."""
+        gate = self._activate(pre)
         c = torch.addcmul(gate["f"] * state[1], gate["i"], gate["g"])  # f ⊙ c_{t-1} + i ⊙ g
         return gate["o"] * torch.tanh(c), c
+
+    @staticmethod
+    def _activate(pre: Tensor) -> dict[str, Tensor]:
+        f, g, o = pre.chunk(3, 1)  # each (B, H)
+        f = torch.sigmoid(f)
+        return {"i": 1.0 - f, "f": f, "g": torch.tanh(g), "o": torch.sigmoid(o)}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

@@ -58,8 +58,11 @@ class PeepholeLSTMCell(nn.Module):
         self, xw: Tensor, state: tuple[Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
         """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c). Fused ops keep the loop lean."""
-        h, c = state
-        gates = xw + F.linear(h, self.weight_hh, self.bias_hh)  # (B, 4H)
+        return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
+
+    def pointwise(self, gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Everything after the matmuls: gates = W_ih x + b_ih + W_hh h + b_hh (B, 4H) -> (h, c)."""
+        c = state[1]
         i, f, g, o = gates.chunk(4, 1)  # each (B, H)
         i = torch.sigmoid(torch.addcmul(i, self.weight_ci, c))  # σ(i + w_ci ⊙ c_{t-1})
         f = torch.sigmoid(torch.addcmul(f, self.weight_cf, c))

@@ -24,7 +24,6 @@ from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_
 from rnncli.decoding import check_sampling, next_token
 from rnncli.errors import ConfigError, DataError
 from rnncli.layers import Recurrent, detach_state
-from rnncli.onednn import FixedWeight
 from rnncli.stepper import Stepper, split_state
 
 
@@ -208,7 +207,6 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
     logits, state = model(ids)
     logits, state = logits[:, -1], split_state(state)  # (1, V), one state per layer
     stepper = Stepper(model.rnn, model.embedding)
-    head = FixedWeight(model.head.weight)  # = model.head, packed once for batch-1 steps
     chars, out = vocab.chars, []
     for _ in range(length):
         token = next_token(logits, temperature, top_k, top_p, greedy, generator)  # (1,)
@@ -217,5 +215,5 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
         if on_text is not None:
             on_text(char)
         h, state = stepper.step(token, state)  # (1, H)
-        logits = head(h, model.head.bias)  # (1, V); model.dropout is the identity in eval mode
+        logits = model.head(h)  # (1, V); model.dropout is the identity in eval mode
     return "".join(out)
