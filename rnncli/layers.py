@@ -145,11 +145,15 @@ class Recurrent(nn.Module):
             return [(layers, f"fused torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
             return [(layers, "plain autograd loop", "model.impl: autograd (the reference path)")]
-        why = "custom cell: no torch kernel" if self.cell not in _FUSED else (
-            "model.impl: bptt" if self.impl == "bptt" else
-            f"{low and str(low).replace('torch.', '')} on the CPU: nn.LSTM under autocast is slower")
-        if low is not None:
-            why += f"; {str(low).replace('torch.', '')} matmuls, fp32 cell state"
+        low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
+        if self.cell not in _FUSED:
+            why = "custom cell: no torch kernel"
+        elif self.impl == "bptt":
+            why = "impl='bptt'"
+        else:
+            why = f"{low_name} on the CPU: nn.LSTM under autocast is slower"
+        if low_name is not None:
+            why += f"; {low_name} matmuls, fp32 cell state"
         return [(layers, "hand-written BPTT (rnncli.bptt)", why)]
 
     def _forward_fused(

@@ -159,6 +159,8 @@ def test_bf16_autocast_routes_lstm_to_the_bptt_path_and_trains():
     x = torch.randn(2, 5, 4)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert model.path("cpu") == "bptt"
+        (layers, impl, why), = model.paths("cpu")
+        assert impl.startswith("hand-written BPTT") and "bfloat16 matmuls, fp32 cell state" in why
         out, _ = model(x)
     assert model.path("cpu") == "torch"
     out.sum().backward()
