@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnncli import onednn
+from rnncli import fused_cpu, onednn
 from rnncli.onednn import FixedWeight
 
 KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
@@ -100,7 +100,8 @@ class _LSTMFamily(torch.autograd.Function):
         hs[0], cs[0] = h0, c0
         full = _full_steps(mask, steps)
         peep = None if w_ci is None else (torch.stack((w_ci, w_cf)).to(dtype), w_co.to(dtype))
-        step = _forward_step(kind, peep)
+        fused = _fused(h0, low)  # the C++ step where it can run, else the eager closure
+        step = _forward_step(kind, peep) if fused is None else _fused_forward(fused, kind, peep, hidden)
         recurrent = _StepMatmul(w_hh_2g, batch, low)  # h (B, H) -> h W_hh^T (B, G*H)
         views = _step_views(kind, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
@@ -130,7 +131,8 @@ class _LSTMFamily(torch.autograd.Function):
         dh = grad_hs[steps - 1].clone()
         d_pre = torch.empty_like(gates)  # (T, B, G*H) gradients of the pre-activations
         tmp = torch.empty_like(dc)
-        step = _backward_step(kind, peep)
+        fused = _fused(gates, low)
+        step = _backward_step(kind, peep) if fused is None else _fused_backward(fused, kind, peep, hidden)
         views, d_views = _step_views(kind, gates, hidden), _step_views(kind, d_pre, hidden)
         c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
@@ -179,6 +181,38 @@ class _StepMatmul:
         y = self._mm(x)
         y = y.float() if self.low else y
         return y if other is None else y.add_(other)
+
+
+def _fused(like: Tensor, low):
+    """The compiled fused-step kernels (rnncli/fused_cpu.py) for float32 CPU tensors, else None."""
+    if low is not None or like.dtype != torch.float32 or like.device.type != "cpu":
+        return None
+    return fused_cpu.kernels()
+
+
+def _fused_forward(module, kind: str, peep, hidden: int):
+    """The C++ forward step behind the eager step's signature: (*views, c_prev, c, tanh_c, h)."""
+    kid, (w_cif, w_co) = fused_cpu.kind_id(kind), _peep_or_empty(peep, hidden)
+
+    def step(*args):
+        module.forward_step(kid, args[0], *args[-4:], w_cif, w_co)
+    return step
+
+
+def _fused_backward(module, kind: str, peep, hidden: int):
+    """The C++ backward step: (*views, *d_views, c_prev, tanh_c, dh, dc, tmp)."""
+    kid, (w_cif, w_co) = fused_cpu.kind_id(kind), _peep_or_empty(peep, hidden)
+    n_views = 6 if kind == "cifg_lstm" else 7  # see _step_views
+
+    def step(*args):
+        module.backward_step(kid, args[0], args[n_views], args[-5], args[-4], args[-3], args[-2], w_cif, w_co)
+    return step
+
+
+def _peep_or_empty(peep, hidden: int) -> tuple[Tensor, Tensor]:
+    if peep is None:
+        return torch.empty(0), torch.empty(0)
+    return peep[0].contiguous(), peep[1].contiguous()
 
 
 def _step_views(kind: str, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:

@@ -1,0 +1,184 @@
+"""Fused pointwise steps for the hand-written BPTT on the CPU: one C++ pass per time step.
+
+The eager step in `rnncli/bptt.py` is 8-15 small torch ops per step; at batch 32 x hidden 256
+each costs 4-10 us of dispatch for ~1 us of arithmetic. These kernels do the same arithmetic in
+one loop over (B, H) per step, forward and backward, for float32 on the CPU. They are compiled
+once per machine with torch's C++ extension builder (cached under ~/.cache/torch_extensions)
+and are optional: `kernels()` returns None when no compiler is available, the build fails, or
+RNNCLI_FUSED_CPU=0 is set, and bptt.py then runs its eager step (the same equations).
+
+Memory order of a gate row (see bptt.py): lstm [i f o g], peephole_lstm [i f g o],
+cifg_lstm [f o g]. The forward receives pre-activations with the g block doubled and writes the
+activations back in place (g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+_KIND = {"lstm": 0, "peephole_lstm": 1, "cifg_lstm": 2}
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+
+static inline float sig(float x) { return 1.f / (1.f + std::exp(-x)); }
+
+// a (B, ld) gate rows, in place: pre-activations -> activations; c_prev, c, tanh_c, h (B, H).
+void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Tensor c,
+                  torch::Tensor tanh_c, torch::Tensor h, torch::Tensor w_cif, torch::Tensor w_co) {
+  const int64_t B = c.size(0), H = c.size(1), ld = a.stride(0);
+  TORCH_CHECK(a.stride(1) == 1 && c_prev.is_contiguous() && c.is_contiguous() &&
+              tanh_c.is_contiguous() && h.is_contiguous(), "fused forward_step: layout");
+  float* A = a.data_ptr<float>();
+  const float* CP = c_prev.data_ptr<float>();
+  float* C = c.data_ptr<float>();
+  float* TC = tanh_c.data_ptr<float>();
+  float* HO = h.data_ptr<float>();
+  const float* WI = kind == 1 ? w_cif.data_ptr<float>() : nullptr;
+  const float* WO = kind == 1 ? w_co.data_ptr<float>() : nullptr;
+  const int64_t grain = std::max<int64_t>(1, 16384 / H);
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      float* r = A + b * ld;
+      const float* cp = CP + b * H;
+      float *cc = C + b * H, *tc = TC + b * H, *hh = HO + b * H;
+      if (kind == 0) {  // [i f o g]
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float i = sig(r[k]), f = sig(r[H + k]), o = sig(r[2 * H + k]);
+          float g = 2.f * sig(r[3 * H + k]) - 1.f;
+          float cn = f * cp[k] + i * g, t = std::tanh(cn);
+          r[k] = i; r[H + k] = f; r[2 * H + k] = o; r[3 * H + k] = g;
+          cc[k] = cn; tc[k] = t; hh[k] = o * t;
+        }
+      } else if (kind == 1) {  // [i f g o], peepholes
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float i = sig(r[k] + WI[k] * cp[k]), f = sig(r[H + k] + WI[H + k] * cp[k]);
+          float g = 2.f * sig(r[2 * H + k]) - 1.f;
+          float cn = f * cp[k] + i * g;
+          float o = sig(r[3 * H + k] + WO[k] * cn), t = std::tanh(cn);
+          r[k] = i; r[H + k] = f; r[2 * H + k] = g; r[3 * H + k] = o;
+          cc[k] = cn; tc[k] = t; hh[k] = o * t;
+        }
+      } else {  // [f o g], i = 1 - f
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float f = sig(r[k]), o = sig(r[H + k]), g = 2.f * sig(r[2 * H + k]) - 1.f;
+          float cn = g + f * (cp[k] - g), t = std::tanh(cn);
+          r[k] = f; r[H + k] = o; r[2 * H + k] = g;
+          cc[k] = cn; tc[k] = t; hh[k] = o * t;
+        }
+      }
+    }
+  });
+}
+
+// d (B, ld) <- pre-activation gradients; dc (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}.
+void backward_step(int64_t kind, torch::Tensor a, torch::Tensor d, torch::Tensor c_prev,
+                   torch::Tensor tanh_c, torch::Tensor dh, torch::Tensor dc,
+                   torch::Tensor w_cif, torch::Tensor w_co) {
+  const int64_t B = dc.size(0), H = dc.size(1), ld = a.stride(0), ldd = d.stride(0);
+  TORCH_CHECK(a.stride(1) == 1 && d.stride(1) == 1 && c_prev.is_contiguous() &&
+              tanh_c.is_contiguous() && dh.is_contiguous() && dc.is_contiguous(),
+              "fused backward_step: layout");
+  const float* A = a.data_ptr<float>();
+  float* D = d.data_ptr<float>();
+  const float* CP = c_prev.data_ptr<float>();
+  const float* TC = tanh_c.data_ptr<float>();
+  const float* DH = dh.data_ptr<float>();
+  float* DC = dc.data_ptr<float>();
+  const float* WI = kind == 1 ? w_cif.data_ptr<float>() : nullptr;
+  const float* WO = kind == 1 ? w_co.data_ptr<float>() : nullptr;
+  const int64_t grain = std::max<int64_t>(1, 16384 / H);
+  at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* r = A + b * ld;
+      float* q = D + b * ldd;
+      const float *cp = CP + b * H, *tc = TC + b * H, *dhr = DH + b * H;
+      float* dcr = DC + b * H;
+      if (kind == 0) {  // [i f o g]
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float i = r[k], f = r[H + k], o = r[2 * H + k], g = r[3 * H + k], t = tc[k], x = dhr[k];
+          float dcv = dcr[k] + x * o * (1.f - t * t);
+          q[k] = dcv * g * i * (1.f - i);
+          q[H + k] = dcv * cp[k] * f * (1.f - f);
+          q[2 * H + k] = x * t * o * (1.f - o);
+          q[3 * H + k] = dcv * i * (1.f - g * g);
+          dcr[k] = dcv * f;
+        }
+      } else if (kind == 1) {  // [i f g o]
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float i = r[k], f = r[H + k], g = r[2 * H + k], o = r[3 * H + k], t = tc[k], x = dhr[k];
+          float d_o = x * t * o * (1.f - o);
+          float dcv = dcr[k] + x * o * (1.f - t * t) + d_o * WO[k];
+          float d_i = dcv * g * i * (1.f - i), d_f = dcv * cp[k] * f * (1.f - f);
+          q[k] = d_i; q[H + k] = d_f; q[2 * H + k] = dcv * i * (1.f - g * g); q[3 * H + k] = d_o;
+          dcr[k] = dcv * f + d_i * WI[k] + d_f * WI[H + k];
+        }
+      } else {  // [f o g]
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          float f = r[k], o = r[H + k], g = r[2 * H + k], t = tc[k], x = dhr[k];
+          float dcv = dcr[k] + x * o * (1.f - t * t);
+          q[k] = dcv * (cp[k] - g) * f * (1.f - f);
+          q[H + k] = x * t * o * (1.f - o);
+          q[2 * H + k] = dcv * (1.f - f) * (1.f - g * g);
+          dcr[k] = dcv * f;
+        }
+      }
+    }
+  });
+}
+"""
+
+_cache: dict = {}
+
+
+def kernels():
+    """The compiled module (forward_step, backward_step), or None where it cannot be had."""
+    if "module" in _cache:
+        return _cache["module"]
+    module = None
+    if os.environ.get("RNNCLI_FUSED_CPU", "1") != "0":
+        try:
+            module = _build()
+        except Exception as error:  # no compiler, no headers, a failed build: run the eager step
+            print(f"rnncli: fused CPU kernels unavailable ({type(error).__name__}); using the eager "
+                  f"step (same results, slower)", file=sys.stderr)
+    _cache["module"] = module
+    return module
+
+
+def kind_id(kind: str) -> int:
+    return _KIND[kind]
+
+
+def _build():
+    import torch
+    from torch.utils.cpp_extension import _get_build_directory, load_inline
+
+    _ninja_on_path()
+    flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        flags += ["-mavx2", "-mfma"]
+    name = "rnncli_fused_cpu_v1"
+    if not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False))):
+        print("rnncli: compiling the fused CPU kernels (once per machine, about a minute)...",
+              file=sys.stderr, flush=True)
+    return load_inline(name, cpp_sources=_SOURCE,
+                       functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+
+
+def _ninja_on_path() -> None:
+    """torch's extension builder runs `ninja` from PATH; the `ninja` package ships one in the venv."""
+    try:
+        import ninja
+    except ImportError:
+        return  # a system ninja may still be on PATH
+    if ninja.BIN_DIR not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
