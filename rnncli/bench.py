@@ -2,7 +2,7 @@
 and how fast the config trains, evaluates and generates on this machine. Writes no run.
 
     $ rnncli bench configs/char_lm/peephole_lstm.yaml --steps 10
-    rnn: 2 layers: hand-written BPTT (rnncli.bptt) (custom cell: no torch kernel)
+    rnn: 2 layers: hand-written BPTT (rnncli.bptt) (custom cell: no torch kernel; fused C++ steps)
     train      15,210 tokens/s   (10 timed steps after 2 warm-up steps)
     eval       52,800 tokens/s   (forward only, no gradients)
     generate    2,950 chars/s    (batch 1, 300 characters)

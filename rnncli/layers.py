@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnncli import fused_cpu
 from rnncli.bptt import lstm_family_layer
 from rnncli.cells import LSTM_FAMILY, check_cell_name, check_nonlinearity, make_cell
 from rnncli.init import init_recurrent_
@@ -154,6 +155,8 @@ class Recurrent(nn.Module):
             why = f"{low_name} on the CPU: nn.LSTM under autocast is slower"
         if low_name is not None:
             why += f"; {low_name} matmuls, fp32 cell state"
+        elif device_type == "cpu":  # float32 on the CPU: compiled pointwise steps if available
+            why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
         return [(layers, "hand-written BPTT (rnncli.bptt)", why)]
 
     def _forward_fused(
