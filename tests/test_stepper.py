@@ -102,3 +102,29 @@ def test_bidirectional_stacks_do_not_step():
 def test_embedding_size_must_match():
     with pytest.raises(ValueError, match="embedding_dim 3 does not match .* input size 4"):
         Stepper(Recurrent("gru", 4, 6), torch.nn.Embedding(VOCAB, 3))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm", "cifg_lstm"])
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled-step", "eager-step"])
+def test_lstm_family_steps_match_with_and_without_the_compiled_step(cell, compiled, monkeypatch):
+    """The LSTM family steps through rnncli/fused_cpu.py when it is built, else through torch ops;
+    both must match the full forward."""
+    from rnncli import fused_cpu, stepper as stepper_module
+
+    if compiled and fused_cpu.kernels() is None:
+        pytest.skip("no C++ compiler here")
+    if not compiled:
+        monkeypatch.setattr(stepper_module, "_fused_kernels", lambda recurrent: None)
+    model = tiny_lm(cell, "tanh", 2, seed=3)
+    ids = torch.randint(0, VOCAB, (BATCH, STEPS))
+    with torch.no_grad():
+        logits, final = model(ids)
+    stepper = Stepper(model.rnn, model.embedding)
+    assert all(type(layer).__name__ == ("_FusedLayer" if compiled else type(layer).__name__)
+               for layer in stepper.layers)
+    assert any(type(layer).__name__ == "_FusedLayer" for layer in stepper.layers) == compiled
+    state = stepper.initial_state(BATCH)
+    for t in range(STEPS):
+        h, state = stepper.step(ids[:, t], state)
+        close(model.head(h), logits[:, t])
+    close(join_state(state), final)
