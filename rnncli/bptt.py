@@ -28,6 +28,10 @@ step's gate gradients are zero, so the final state is each sequence's last real 
 Precision: `compute_dtype` (bfloat16 / float16) is the dtype of the matmul operands only; gates,
 cell state, h and every gradient stay float32 (mixed precision).
 
+On the CPU in float32 the per-step matmul uses a weight packed once for oneDNN (`_StepMatmul`,
+rnncli/onednn.py) and the pointwise step is one compiled C++ call per step where available
+(rnncli/fused_cpu.py); `_forward_step` / `_backward_step` below are the eager form of the same step.
+
 Exactness against the plain autograd loop is proven in tests/test_bptt.py (float64, 1e-6).
 """
 from __future__ import annotations
