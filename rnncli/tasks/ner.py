@@ -6,7 +6,8 @@
             vocabulary, optional pretrained word vectors (data/embeddings.py)
     model   word embedding (+ character BiLSTM or CNN per word, concatenated) -> dropout ->
             recurrent stack (any zoo cell, optionally bidirectional) -> dropout -> linear
-            -> softmax, or a linear-chain CRF (rnncli/crf.py) with optional BIO/BIOES constraints
+            -> softmax, or a linear-chain CRF (rnncli/crf.py) with optional BIO/BIOES constraints;
+            the nn.Modules live in rnncli/tagger_model.py, built here from the config
     loss    token cross-entropy, or the CRF's negative log-likelihood; summed, divided by tokens
     metrics entity-level (span) micro P/R/F1 as conlleval/seqeval (default and strict), per type,
             token accuracy
@@ -23,16 +24,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from rnncli import tagging
 from rnncli.config import Field, recurrent_model_fields
-from rnncli.crf import CRF
 from rnncli.data.conll import read_conll, write_conll as _write_rows
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import Recurrent, cell_options
+from rnncli.layers import cell_options
+from rnncli.tagger_model import CharEncoder, Tagger
 
 SPLITS = ("train", "val", "test")
 
@@ -142,64 +142,6 @@ def build_vocabs(tokens: list[list[str]], gold: list[list[str]], d: dict) -> Voc
 
 
 # --------------------------------------------------------------------------- model
-class CharEncoder(nn.Module):
-    """Each word's characters -> one vector: a BiLSTM's final states, or a CNN max-pooled."""
-
-    def __init__(self, num_chars: int, embedding_dim: int, hidden_size: int, kind: str, kernel_size: int = 3):
-        super().__init__()
-        self.kind = kind
-        self.embedding = nn.Embedding(num_chars, embedding_dim, padding_idx=0)
-        if kind == "lstm":
-            self.rnn = Recurrent("lstm", embedding_dim, hidden_size, bidirectional=True)
-            self.output_size = 2 * hidden_size
-        else:
-            self.conv = nn.Conv1d(embedding_dim, hidden_size, kernel_size, padding=kernel_size // 2)
-            self.output_size = hidden_size
-
-    def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """chars (N, L) ids of N words, lengths (N,) -> (N, output_size)."""
-        x = self.embedding(chars)  # (N, L, E)
-        if self.kind == "lstm":
-            _, (h, _) = self.rnn(x, lengths)  # h (2, N, H): forward and backward final states
-            return torch.cat([h[0], h[1]], dim=1)
-        y = self.conv(x.transpose(1, 2))[:, :, : chars.size(1)]  # (N, H, L)
-        pad = torch.arange(chars.size(1), device=chars.device) >= lengths.unsqueeze(1)  # (N, L)
-        return y.masked_fill(pad.unsqueeze(1), float("-inf")).max(dim=2).values
-
-
-class Tagger(nn.Module):
-    """Word (+ char) features -> recurrent stack -> per-token tag scores (-> CRF)."""
-
-    def __init__(self, num_words: int, num_tags: int, embedding_dim: int, cell: str, hidden_size: int,
-                 num_layers: int, bidirectional: bool, dropout: float, crf: bool = False,
-                 allowed=None, chars: CharEncoder | None = None, vectors: torch.Tensor | None = None,
-                 freeze_embeddings: bool = False, **cell_options):
-        super().__init__()
-        self.embedding = nn.Embedding(num_words, embedding_dim, padding_idx=0)
-        if vectors is not None:
-            self.embedding.weight.data.copy_(vectors)
-            self.embedding.weight.requires_grad_(not freeze_embeddings)
-        self.chars = chars
-        features = embedding_dim + (chars.output_size if chars is not None else 0)
-        self.dropout = nn.Dropout(dropout)
-        self.rnn = Recurrent(cell, features, hidden_size, num_layers, bidirectional=bidirectional,
-                             dropout=dropout, **cell_options)
-        self.head = nn.Linear(self.rnn.output_size, num_tags)
-        self.crf = CRF(num_tags, allowed) if crf else None
-
-    def forward(self, words: torch.Tensor, lengths: torch.Tensor, chars=None) -> torch.Tensor:
-        """words (B, T), lengths (B,), chars (ids (N, L), lengths (N,)) of the N real words in
-        row-major order -> emissions (B, T, K)."""
-        x = self.embedding(words)  # (B, T, E)
-        if self.chars is not None:
-            mask = torch.arange(words.size(1), device=words.device) < lengths.unsqueeze(1)  # (B, T)
-            per_word = self.chars(*chars)  # (N, C)
-            char_x = x.new_zeros(*words.shape, per_word.size(1)).masked_scatter(mask.unsqueeze(2), per_word)
-            x = torch.cat([x, char_x], dim=2)  # (B, T, E + C)
-        out, _ = self.rnn(self.dropout(x), lengths)  # (B, T, D*H), zero past each length
-        return self.head(self.dropout(out))
-
-
 def build_model(vocabs: Vocabs, m: dict, vectors: torch.Tensor | None = None) -> Tagger:
     chars = None
     if m["char_features"] != "none":
