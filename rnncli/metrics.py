@@ -1,4 +1,4 @@
-"""Classification metrics computed from gold and predicted label ids."""
+"""Metrics: classification (from gold and predicted label ids) and translation (from text)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) 
         "per_class": per_class,
         "confusion": confusion,
     }
+
+
+def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
+    """Corpus BLEU and chrF (sacrebleu, one reference each), exact match, and three examples."""
+    import sacrebleu  # imported here: only seq2seq runs need it
+
+    exact = sum(h == r for h, r in zip(hypotheses, references)) / len(references)
+    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+            "exact_match": exact, "sentences": len(references),
+            "examples": [{"hypothesis": h, "reference": r} for h, r in zip(hypotheses[:3], references[:3])]}

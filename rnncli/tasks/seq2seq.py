@@ -3,13 +3,14 @@
     data    a TSV file (or two line-aligned files) cut by a seeded split, or separate train/val/test
             TSV files; unicode normalisation, word or char tokens per side, length/prefix filters
             (rnncli/data/parallel.py); source and target vocabularies with <pad> <unk> <bos> <eos>
-    batches sorted by source length within shuffled pools (buckets), so padding stays small:
-              shuffle(seed*1000+epoch) ─► pools of 50 batches ─► sort by length ─► cut ─► shuffle batches
+    batches sorted by source length within shuffled pools (buckets), so padding stays small
+              (rnncli/data/batching.py; the shuffle is seeded with seed*1000+epoch)
     model   encoder -> bridge -> decoder with none / dot / general / additive attention
             (rnncli/seq2seq_model.py); teacher forcing with a ratio, decayed per epoch
     loss    cross-entropy of the next target token, masked over padding
     metrics teacher-forced loss, perplexity and token accuracy; BLEU, chrF (sacrebleu, on
-            detokenized text) and exact match of free decoding (greedy or beam, rnncli/beam.py)
+            detokenized text, rnncli/metrics.py) and exact match of free decoding (greedy or beam,
+            rnncli/beam.py)
     decode  `translate`: greedy or batched beam search with n-best lists and scores
 """
 
@@ -25,9 +26,11 @@ from torch.nn import functional as F
 from rnncli.beam import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.config import Field, recurrent_model_fields
 from rnncli.data import parallel
+from rnncli.data.batching import bucketed_batches, length_sorted_batches
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError, RunError
 from rnncli.layers import cell_options
+from rnncli.metrics import translation_metrics
 from rnncli.seq2seq_model import ATTENTIONS, Seq2Seq
 
 BOS, EOS = "<bos>", "<eos>"
@@ -209,20 +212,9 @@ def make_batch(pairs: Pairs, index: list[int], vocabs: Vocabs, device) -> dict:
             "tgt_out": tgt_out.to(device), "index": index}
 
 
-def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator, pool: int = 50) -> list[list[int]]:
-    """Shuffle, sort by length within pools of `pool` batches, cut batches, shuffle batch order."""
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    batches = []
-    for start in range(0, len(order), batch_size * pool):
-        chunk = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
 def sorted_batches(pairs: Pairs, batch_size: int) -> list[list[int]]:
     """Evaluation order: by source length (less padding); results are put back in corpus order."""
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs.src[i]))
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    return length_sorted_batches([len(s) for s in pairs.src], batch_size)
 
 
 # --------------------------------------------------------------------------- model
@@ -332,15 +324,8 @@ def teacher_forced_scores(model: Seq2Seq, pairs: Pairs, vocabs: Vocabs, batch_si
 
 def decoding_scores(hyps: list[list[int]], refs: list[list[str]], tgt_vocab: Vocab, tokenizer: str) -> dict:
     """Corpus BLEU and chrF (sacrebleu, detokenized text) and exact match of decoded token lists."""
-    import sacrebleu
-
     hyp_text = [parallel.detokenize(tgt_vocab.decode(h), tokenizer) for h in hyps]
-    ref_text = [parallel.detokenize(r, tokenizer) for r in refs]
-    exact = sum(h == r for h, r in zip(hyp_text, ref_text)) / len(refs)
-    return {"bleu": sacrebleu.corpus_bleu(hyp_text, [ref_text]).score,
-            "chrf": sacrebleu.corpus_chrf(hyp_text, [ref_text]).score,
-            "exact_match": exact, "sentences": len(refs),
-            "examples": [{"hypothesis": h, "reference": r} for h, r in zip(hyp_text[:3], ref_text[:3])]}
+    return translation_metrics(hyp_text, [parallel.detokenize(r, tokenizer) for r in refs])
 
 
 def build(cfg: dict, device: torch.device) -> Seq2SeqTask:

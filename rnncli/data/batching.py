@@ -1,0 +1,27 @@
+"""Batches of indices for variable-length examples: bucketed for training, sorted for evaluation.
+
+    training    shuffle ─► pools of `pool` batches ─► sort each pool by length ─► cut ─► shuffle batches
+    evaluation  sort everything by length ─► cut (callers put results back in corpus order)
+
+Sorting by length keeps padding small; the pools keep training batches random enough.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator,
+                     pool: int = 50) -> list[list[int]]:
+    """Shuffle, sort by length within pools of `pool` batches, cut batches, shuffle batch order."""
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    batches = []
+    for start in range(0, len(order), batch_size * pool):
+        chunk = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """All indices sorted by length, cut into batches."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
