@@ -28,11 +28,11 @@ import torch
 import yaml
 from torch import nn
 
-from rnncli import precision
 from rnncli.api import train
 from rnncli.data.text import CharVocab
-from rnncli.layers import Recurrent
+from rnncli.nn.recurrent import Recurrent
 from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.training import precision
 
 VOCAB, EMBEDDING, STEPS_T = 65, 64, 100
 GRID = [(b, h, n) for b in (32, 64) for h in (256, 512) for n in (1, 2)]
@@ -118,7 +118,7 @@ def trainer_vs_bare(cell: str, batch: int, hidden: int, layers: int, rounds: int
 
 def _bare_loop(path: str, cell: str, batch: int, hidden: int, layers: int, steps: int) -> float:
     from rnncli.data.text import BPTTWindows, batchify, read_text
-    from rnncli.layers import detach_state
+    from rnncli.nn.recurrent import detach_state
 
     torch.manual_seed(1234)
     text = read_text(path)

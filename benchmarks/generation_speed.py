@@ -3,7 +3,7 @@
 For each cell it builds a random-init char-LM (vocab 65, embedding 64; by default 2 layers of
 512) and samples `--chars` characters after `--warmup` untimed ones, two ways:
 
-    forward  the loop `generate` ran before rnncli/stepper.py: a length-1 model forward per
+    forward  the loop `generate` ran before rnncli/nn/stepper.py: a length-1 model forward per
              character, model(token.view(1, 1), state), through nn.LSTM / our layer loop
     stepper  `rnncli.tasks.char_lm.generate` as it is now, end to end: one forward over the
              prompt, the Stepper built, then one Stepper step per character
@@ -25,7 +25,7 @@ from statistics import median
 import torch
 
 from rnncli.data.text import CharVocab
-from rnncli.decoding import next_token
+from rnncli.decoding.sampling import next_token
 from rnncli.tasks.char_lm import CharLM, generate
 
 CELLS = (("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh"),

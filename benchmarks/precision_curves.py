@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from rnncli import api, precision
+from rnncli import api
+from rnncli.training import precision
 
 REPO = Path(__file__).resolve().parents[1]
 SHAKESPEARE = REPO.parent / "shared" / "data" / "tinyshakespeare" / "input.txt"

@@ -13,11 +13,11 @@ from typing import Callable
 
 import yaml
 
-from rnncli import checkpoint
 from rnncli.config import dump_config, load_config
 from rnncli.errors import RunError
 from rnncli.tasks import task_module
-from rnncli.trainer import Trainer, seed_everything, select_device
+from rnncli.training import checkpoint
+from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 # Keys that must not change when a run is resumed: they define the model, the data and its order.
 _FIXED_ON_RESUME = ("task", "data", "model", "trainer.batch_size", "trainer.bptt", "trainer.seed")
@@ -169,14 +169,14 @@ def attention(run_dir: str, split: str = "val", data_file: str | None = None, wh
 
 def write_attention_plot(amap: dict, path: str) -> bool:
     """A PNG heat-map of `attention(...)` at `path`; False when matplotlib is not installed."""
-    from rnncli.seq2seq_plot import plot_attention
+    from rnncli.tools.attention_plot import plot_attention
 
     return plot_attention(amap, path)
 
 
 def attention_table(amap: dict):
     """A rich terminal heat-map of `attention(...)`."""
-    from rnncli.seq2seq_plot import attention_table as table
+    from rnncli.tools.attention_plot import attention_table as table
 
     return table(amap)
 

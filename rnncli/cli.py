@@ -15,7 +15,7 @@ from rich.console import Console
 
 from rnncli import api
 from rnncli.errors import RnncliError
-from rnncli.progress import metrics_table
+from rnncli.training.progress import metrics_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and sample RNNs from YAML configs.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
@@ -182,7 +182,7 @@ def diagnose(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ):
     """Gradient flow through time, W_hh spectra and gate saturation, at init and after training."""
-    from rnncli import diagnose as diag
+    from rnncli.tools import diagnose as diag
 
     try:
         report = diag.diagnose(source, set_, batch, out, checkpoint)
@@ -204,7 +204,7 @@ def compare(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no training progress"),
 ):
     """Train CONFIG once per cell and seed; table of mean ± std, steps/s, parameters; curves PNG."""
-    from rnncli import compare as cmp
+    from rnncli.tools import compare as cmp
 
     console = Console()
     try:
@@ -222,7 +222,7 @@ def plot(
     out: Optional[str] = typer.Option(None, "--out", help="output directory (default: RUN/plots for one run)"),
 ):
     """Loss / metric / learning-rate / gradient-norm curves from metrics.jsonl, as PNG files."""
-    from rnncli.plots import plot_runs
+    from rnncli.tools.plots import plot_runs
 
     if out is None and len(runs) > 1:
         _fail(RnncliError("several runs: give --out DIR for the combined plots"))
@@ -245,7 +245,7 @@ def bench(
 
     Runs a few steps of CONFIG on this machine without writing a run directory.
     """
-    from rnncli.bench import bench as run_bench
+    from rnncli.tools.bench import bench as run_bench
 
     try:
         result = run_bench(config, set_, steps)

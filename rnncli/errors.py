@@ -1,4 +1,7 @@
-"""The errors rnncli raises for bad input; the CLI prints their message without a traceback."""
+"""The errors rnncli raises for bad input (the CLI prints their message without a traceback), and
+the did-you-mean hint every error that names a bad choice uses."""
+
+import difflib
 
 
 class RnncliError(Exception):
@@ -23,3 +26,9 @@ class RunError(RnncliError):
 
 class TrainingError(RnncliError):
     """Training had to stop (e.g. a NaN loss); the message says which checkpoint is still good."""
+
+
+def closest(name: str, allowed) -> str:
+    """" Did you mean 'x'?" for the allowed value nearest to `name`, or "" when none is near."""
+    match = difflib.get_close_matches(str(name), list(allowed), n=1, cutoff=0.5)
+    return f" Did you mean '{match[0]}'?" if match else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnncli.seq2seq_model import Seq2Seq
+from rnncli.models.seq2seq import Seq2Seq
 
 BOS, EOS, PAD = 2, 3, 0
 BANNED = [PAD, BOS]

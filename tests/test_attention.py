@@ -2,11 +2,10 @@
 
 import pytest
 import torch
-
-from rnncli.cells import CELL_NAMES
-from rnncli.seq2seq_model import ATTENTIONS
-
 from seq2seq_helpers import BOS, padded_sources, tiny_model
+
+from rnncli.models.seq2seq import ATTENTIONS
+from rnncli.nn.cells import CELL_NAMES
 
 WITH_ATTENTION = [a for a in ATTENTIONS if a != "none"]
 

@@ -4,10 +4,15 @@ import itertools
 
 import pytest
 import torch
-
-from rnncli.beam import beam_search, greedy, length_penalty, max_lengths, step_logprobs
-
 from seq2seq_helpers import BANNED, BOS, EOS, padded_sources, tiny_model
+
+from rnncli.decoding.search import (
+    beam_search,
+    greedy,
+    length_penalty,
+    max_lengths,
+    step_logprobs,
+)
 
 ARGS = dict(bos=BOS, eos=EOS, banned=BANNED)
 

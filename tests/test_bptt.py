@@ -1,13 +1,13 @@
-"""The hand-written BPTT path (rnncli/bptt.py) against the plain autograd loop and nn.LSTM."""
+"""The hand-written BPTT path (rnncli/nn/bptt.py) against the plain autograd loop and nn.LSTM."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rnncli.bptt import block_permutation, lstm_family_layer
-from rnncli.cells import make_cell
-from rnncli.layers import Recurrent, run_cell, time_mask
+from rnncli.nn.bptt import block_permutation, lstm_family_layer
+from rnncli.nn.cells import make_cell
+from rnncli.nn.recurrent import Recurrent, run_cell, time_mask
 
 KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
 F64 = torch.float64
@@ -195,7 +195,7 @@ def test_float32_path_with_packed_weights_matches_the_autograd_loop(kind):
 # --------------------------------------------------------------------------- fused C++ steps
 @pytest.fixture(scope="module")
 def fused_kernels():
-    from rnncli import fused_cpu
+    from rnncli.nn import fused_cpu
 
     module = fused_cpu.kernels()
     if module is None:
@@ -206,7 +206,7 @@ def fused_kernels():
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_cpu_steps_equal_the_eager_steps(kind, fused_kernels, monkeypatch):
     """Same layer, same float32 inputs: the compiled step and the eager step agree."""
-    from rnncli import fused_cpu
+    from rnncli.nn import fused_cpu
 
     torch.manual_seed(8)
     cell = make_cell(kind, 6, 16)
@@ -227,7 +227,7 @@ def test_fused_cpu_steps_equal_the_eager_steps(kind, fused_kernels, monkeypatch)
 
 
 def test_fused_cpu_can_be_switched_off(monkeypatch):
-    from rnncli import fused_cpu
+    from rnncli.nn import fused_cpu
 
     monkeypatch.setenv("RNNCLI_FUSED_CPU", "0")
     monkeypatch.setattr(fused_cpu, "_cache", {})

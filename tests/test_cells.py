@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnncli.cells import (
+from rnncli.nn.cells import (
     CELL_NAMES,
     LSTM_FAMILY,
     CIFGLSTMCell,

@@ -5,21 +5,20 @@ import json
 import pytest
 import torch
 import yaml
+from conftest import REPO
 from typer.testing import CliRunner
 
 from rnncli import api
-from rnncli.cells import CELL_NAMES
 from rnncli.cli import app
 from rnncli.config import load_config
 from rnncli.data.tokenize import tokenize
 from rnncli.data.vocab import pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.tasks import classify
 from rnncli.metrics import classification_metrics
-from rnncli.pooling import POOLINGS, last_states, pool
+from rnncli.models.pooling import POOLINGS, last_states, pool
+from rnncli.nn.cells import CELL_NAMES
+from rnncli.tasks import classify
 from rnncli.tasks.classify import TextClassifier
-
-from conftest import REPO
 
 SAMPLE = REPO / "data" / "sentiment" / "reviews.tsv"
 

@@ -6,14 +6,13 @@ import csv
 import json
 
 import pytest
+from conftest import write_config
+from test_synthetic import synthetic_config
 from typer.testing import CliRunner
 
 from rnncli.cli import app
-from rnncli.compare import compare, summarise
 from rnncli.errors import ConfigError, RunError
-
-from conftest import write_config
-from test_synthetic import synthetic_config
+from rnncli.tools.compare import compare, summarise
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -71,7 +71,7 @@ WNUT = SHARED_DATA / "wnut17"
 
 @pytest.mark.skipif(not WNUT.exists(), reason="../shared/data/wnut17 is not here")
 def test_wnut17_reads_as_its_readme_says():
-    from rnncli.tagging import detect_scheme
+    from rnncli.data.tags import detect_scheme
 
     expected = {"wnut17train.conll": (3394, 62730), "emerging.dev.conll": (1009, 15733),
                 "emerging.test.annotated": (1287, 23394)}

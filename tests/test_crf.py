@@ -5,8 +5,8 @@ import itertools
 import pytest
 import torch
 
-from rnncli import tagging
-from rnncli.crf import CRF
+from rnncli.data import tags as tagging
+from rnncli.models.crf import CRF
 
 
 def _crf(num_tags: int, allowed=None, seed: int = 0) -> CRF:

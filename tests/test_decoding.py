@@ -1,11 +1,11 @@
-"""rnncli.decoding: sampling draws exactly what torch.multinomial would, and the filters hold."""
+"""rnncli.decoding.sampling: sampling draws exactly what torch.multinomial would, and the filters hold."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from rnncli.decoding import next_token
+from rnncli.decoding.sampling import next_token
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -6,15 +6,14 @@ import json
 
 import pytest
 import torch
-
-from rnncli import api
-from rnncli.cells import CELL_NAMES
-from rnncli.diagnose import diagnose, gradient_flow, sparkline, spectra, unroll
-from rnncli.errors import RunError
-from rnncli.layers import Recurrent
-
 from conftest import write_config
 from test_synthetic import synthetic_config
+
+from rnncli import api
+from rnncli.errors import RunError
+from rnncli.nn.cells import CELL_NAMES
+from rnncli.nn.recurrent import Recurrent
+from rnncli.tools.diagnose import diagnose, gradient_flow, sparkline, spectra, unroll
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -111,7 +110,7 @@ def test_sparkline_spans_low_to_high_on_a_log_scale():
 def test_diagnose_names_tasks_without_a_probe_batch():
     from types import SimpleNamespace
 
-    from rnncli.diagnose import probe
+    from rnncli.tools.diagnose import probe
 
     with pytest.raises(RunError, match="diagnose works for the adding, copy_memory and char_lm tasks "
                                        r"\(this task's model, Linear, has no probe batch\)"):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from rnncli.cells import CELL_NAMES, LSTM_FAMILY, num_gates
-from rnncli.init import forget_block, init_recurrent_
-from rnncli.layers import Recurrent
+from rnncli.nn.cells import CELL_NAMES, LSTM_FAMILY, num_gates
+from rnncli.nn.init import forget_block, init_recurrent_
+from rnncli.nn.recurrent import Recurrent
 
 I, H = 3, 4
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnncli.cells import CELL_NAMES, LSTM_FAMILY
-from rnncli.layers import Recurrent, detach_state, reverse_padded, select_state
+from rnncli.nn.cells import CELL_NAMES, LSTM_FAMILY
+from rnncli.nn.recurrent import Recurrent, detach_state, reverse_padded, select_state
 
 CUSTOM = ("peephole_lstm", "cifg_lstm")
 I, H = 3, 4

@@ -8,9 +8,10 @@ import yaml
 from conftest import REPO, write_config
 from typer.testing import CliRunner
 
-from rnncli import api, tagging
+from rnncli import api
 from rnncli.cli import app
 from rnncli.config import load_config
+from rnncli.data import tags as tagging
 from rnncli.data.vocab import Vocab
 from rnncli.errors import ConfigError, DataError
 from rnncli.tasks import ner

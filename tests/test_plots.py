@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import write_config
+from test_synthetic import synthetic_config
 from typer.testing import CliRunner
 
 from rnncli import api
 from rnncli.cli import app
 from rnncli.errors import RunError
-from rnncli.plots import plot_runs, series
-
-from conftest import write_config
-from test_synthetic import synthetic_config
+from rnncli.tools.plots import plot_runs, series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +36,7 @@ def test_plot_runs_writes_valid_pngs(runs, tmp_path):
 
 
 def test_series_reads_one_split(runs):
-    from rnncli.plots import read_metrics
+    from rnncli.tools.plots import read_metrics
 
     steps, values = series(read_metrics(runs[0]), "val", "accuracy")  # every 3 steps + epoch end (4)
     assert steps == [3, 4, 6] and all(0 <= v <= 1 for v in values)

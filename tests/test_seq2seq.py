@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from seq2seq_helpers import one_thread  # noqa: F401  (fixture)
 from typer.testing import CliRunner
 
 from rnncli import api
@@ -13,8 +14,6 @@ from rnncli.cli import app
 from rnncli.config import load_config
 from rnncli.errors import ConfigError, DataError, RunError
 from rnncli.tasks import seq2seq
-
-from seq2seq_helpers import one_thread  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "data" / "seq2seq" / "sample.tsv"

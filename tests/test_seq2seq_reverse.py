@@ -8,9 +8,9 @@ import json
 import time
 from pathlib import Path
 
-from rnncli import api
-
 from seq2seq_helpers import one_thread  # noqa: F401  (fixture)
+
+from rnncli import api
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,12 @@
-"""rnncli.stepper: one-token steps match the full forward for every cell; generation is unchanged."""
+"""rnncli.nn.stepper: one-token steps match the full forward for every cell; generation is unchanged."""
 
 import pytest
 import torch
 
 from rnncli.data.text import CharVocab
-from rnncli.decoding import next_token
-from rnncli.layers import Recurrent
-from rnncli.stepper import Stepper, join_state, split_state
+from rnncli.decoding.sampling import next_token
+from rnncli.nn.recurrent import Recurrent
+from rnncli.nn.stepper import Stepper, join_state, split_state
 from rnncli.tasks.char_lm import CharLM, generate
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh"),
@@ -107,9 +107,10 @@ def test_embedding_size_must_match():
 @pytest.mark.parametrize("cell", ["lstm", "peephole_lstm", "cifg_lstm"])
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled-step", "eager-step"])
 def test_lstm_family_steps_match_with_and_without_the_compiled_step(cell, compiled, monkeypatch):
-    """The LSTM family steps through rnncli/fused_cpu.py when it is built, else through torch ops;
+    """The LSTM family steps through rnncli/nn/fused_cpu.py when it is built, else through torch ops;
     both must match the full forward."""
-    from rnncli import fused_cpu, stepper as stepper_module
+    from rnncli.nn import fused_cpu
+    from rnncli.nn import stepper as stepper_module
 
     if compiled and fused_cpu.kernels() is None:
         pytest.skip("no C++ compiler here")

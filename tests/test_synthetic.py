@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from conftest import write_config
 
 from rnncli import api
 from rnncli.config import load_config
 from rnncli.errors import ConfigError, DataError
 from rnncli.tasks import adding, copy_memory
 from rnncli.tasks.synthetic import generator
-
-from conftest import write_config
 
 
 def synthetic_config(tmp_path, task: str, cell: str = "lstm", **trainer) -> dict:

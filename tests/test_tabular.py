@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from rnncli.data.tabular import Example, TableFormat, read_examples, read_per_class, read_table, split_examples
+from rnncli.data.tabular import (
+    Example,
+    TableFormat,
+    read_examples,
+    read_per_class,
+    read_table,
+    split_examples,
+)
 from rnncli.errors import DataError
 
 TSV = TableFormat()

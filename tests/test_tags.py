@@ -5,8 +5,15 @@ import random
 
 import pytest
 
-from rnncli import tagging
-from rnncli.tagging import allowed_transitions, convert, detect_scheme, span_scores, spans, strict_spans
+from rnncli.data import tags as tagging
+from rnncli.data.tags import (
+    allowed_transitions,
+    convert,
+    detect_scheme,
+    span_scores,
+    spans,
+    strict_spans,
+)
 
 TYPES = ("PER", "LOC", "creative-work")
 

@@ -7,10 +7,11 @@ import signal
 import pytest
 import torch
 
-from rnncli import api, checkpoint
+from rnncli import api
 from rnncli.errors import RunError, TrainingError
 from rnncli.tasks import char_lm
-from rnncli.trainer import scheduled_lr
+from rnncli.training import checkpoint
+from rnncli.training.trainer import scheduled_lr
 
 
 def train_losses(run_dir):
@@ -152,7 +153,7 @@ def test_plain_progress_lines_without_a_tty(tmp_path, make_config, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown when CUDA is absent")
 def test_asking_for_a_missing_device_says_so():
-    from rnncli.trainer import select_device
+    from rnncli.training.trainer import select_device
 
     with pytest.raises(TrainingError, match="trainer.device = cuda, but torch sees no CUDA device"):
         select_device("cuda")
@@ -160,7 +161,7 @@ def test_asking_for_a_missing_device_says_so():
 
 
 def test_live_bar_on_a_terminal(tmp_path, make_config, capsys, monkeypatch):
-    from rnncli import progress
+    from rnncli.training import progress
 
     monkeypatch.setattr(progress, "interactive", lambda: True)
     path = make_config(trainer={"max_steps": 4, "epochs": None, "log_every": 2})

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnncli.data.tags import split_tag
 from rnncli.data.text import read_text
 from rnncli.errors import DataError
-from rnncli.tagging import split_tag
 
 BOM = "\ufeff"
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from rnncli.config import closest
 from rnncli.data.text import read_text
-from rnncli.errors import DataError
+from rnncli.errors import DataError, closest
 
 FORMATS = ("tsv", "csv", "per_class")
 

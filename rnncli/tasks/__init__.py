@@ -3,7 +3,7 @@
 Each task module provides:
 
     SCHEMA                      {"data": {...}, "model": {...}, "trainer": {...}}: its own config
-                                fields (rnncli.config.Field); trainer/run fields are shared
+                                fields (rnncli.schema.Field); trainer/run fields are shared
     check(cfg, where)           optional cross-key checks; raise ConfigError(f"{where('data', 'x')}: ...")
     build(cfg, device)          -> a Task (rnncli/tasks/base.py), data loaded, ready to train
     restore(cfg, task_state, model_state, device, data_file=None)
@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 
+from rnncli.schema import RUN_FIELDS, TRAINER_FIELDS
+
 TASK_MODULES = {
     "char_lm": "rnncli.tasks.char_lm",
     "classify": "rnncli.tasks.classify",
@@ -40,8 +42,6 @@ def task_module(name: str):
 
 def task_schema(name: str) -> dict:
     """section -> key -> Field for this task: the shared trainer/run keys plus the task's own."""
-    from rnncli.config import RUN_FIELDS, TRAINER_FIELDS
-
     extra = task_module(name).SCHEMA
     return {
         "data": dict(extra.get("data", {})),

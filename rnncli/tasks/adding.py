@@ -26,7 +26,12 @@ from torch.nn import functional as F
 
 from rnncli.errors import DataError
 from rnncli.tasks.synthetic import (
-    GeneratedBatches, SequenceModel, build_model, data_fields, eval_splits, model_fields,
+    GeneratedBatches,
+    SequenceModel,
+    build_model,
+    data_fields,
+    eval_splits,
+    model_fields,
 )
 
 CHANCE_MSE = 1 / 6  # Var(U1 + U2) for independent U[0, 1]: predicting the mean, 1, scores this

@@ -8,7 +8,7 @@ import torch
 
 
 class Task(Protocol):
-    """What `rnncli.trainer.Trainer` needs from a task.
+    """What `rnncli.training.trainer.Trainer` needs from a task.
 
     Batches must be deterministic given the config's seed and the epoch number, so that a
     resumed run can skip to the saved batch index and see exactly the batches it would have.

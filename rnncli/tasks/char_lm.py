@@ -19,12 +19,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnncli.config import Field, recurrent_model_fields
 from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
-from rnncli.decoding import check_sampling, next_token
+from rnncli.decoding.sampling import check_sampling, next_token
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import Recurrent, detach_state
-from rnncli.stepper import Stepper, split_state
+from rnncli.nn.recurrent import Recurrent, detach_state
+from rnncli.nn.stepper import Stepper, split_state
+from rnncli.schema import Field, recurrent_model_fields
 
 
 def _has_path(cfg: dict) -> bool:
@@ -189,7 +189,7 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
     """Prime the state with `prompt`, then sample `length` characters; `on_text` streams them.
 
     The prompt goes through the model in one forward call; each new character then takes one
-    `Stepper` step (rnncli/stepper.py) instead of a length-1 model forward: 5-13x the chars/s
+    `Stepper` step (rnncli/nn/stepper.py) instead of a length-1 model forward: 5-13x the chars/s
     for a 2x512 LSTM on 2 CPU cores, same samples (benchmarks/generation_speed.py).
     """
     check_sampling(temperature, top_k, top_p)

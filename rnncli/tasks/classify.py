@@ -29,15 +29,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rnncli.config import Field, recurrent_model_fields
 from rnncli.data.embeddings import load_vectors
-from rnncli.data.tabular import FORMATS, Example, TableFormat, read_examples, split_examples
+from rnncli.data.tabular import (
+    FORMATS,
+    Example,
+    TableFormat,
+    read_examples,
+    split_examples,
+)
 from rnncli.data.tokenize import TOKENIZERS, tokenize
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import Recurrent, cell_options
 from rnncli.metrics import classification_metrics
-from rnncli.pooling import POOLINGS, Attention, pool
+from rnncli.models.pooling import POOLINGS, Attention, pool
+from rnncli.nn.recurrent import Recurrent, cell_options
+from rnncli.schema import Field, recurrent_model_fields
 
 EVAL_BATCH = 256
 

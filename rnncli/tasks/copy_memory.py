@@ -27,7 +27,12 @@ from torch.nn import functional as F
 
 from rnncli.errors import DataError
 from rnncli.tasks.synthetic import (
-    GeneratedBatches, SequenceModel, build_model, data_fields, eval_splits, model_fields,
+    GeneratedBatches,
+    SequenceModel,
+    build_model,
+    data_fields,
+    eval_splits,
+    model_fields,
 )
 
 BLANK, DELIMITER = 0, 9

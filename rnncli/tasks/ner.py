@@ -2,12 +2,12 @@
 
     data    CoNLL files (data/conll.py); tags converted from the files' scheme to
             `data.train_scheme` for training, predictions converted back for scoring
-            (rnncli/tagging.py); word vocabulary (min_freq, optional lowercasing), character
+            (rnncli/data/tags.py); word vocabulary (min_freq, optional lowercasing), character
             vocabulary, optional pretrained word vectors (data/embeddings.py)
     model   word embedding (+ character BiLSTM or CNN per word, concatenated) -> dropout ->
             recurrent stack (any zoo cell, optionally bidirectional) -> dropout -> linear
-            -> softmax, or a linear-chain CRF (rnncli/crf.py) with optional BIO/BIOES constraints;
-            the nn.Modules live in rnncli/tagger_model.py, built here from the config
+            -> softmax, or a linear-chain CRF (rnncli/models/crf.py) with optional BIO/BIOES constraints;
+            the nn.Modules live in rnncli/models/tagger.py, built here from the config
     loss    token cross-entropy, or the CRF's negative log-likelihood; summed, divided by tokens
     metrics entity-level (span) micro P/R/F1 as conlleval/seqeval (default and strict), per type,
             token accuracy
@@ -26,13 +26,14 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from rnncli import tagging
-from rnncli.config import Field, recurrent_model_fields
-from rnncli.data.conll import read_conll, write_conll as _write_rows
+from rnncli.data import tags as tagging
+from rnncli.data.conll import read_conll
+from rnncli.data.conll import write_conll as _write_rows
 from rnncli.data.vocab import UNK, Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.layers import cell_options
-from rnncli.tagger_model import CharEncoder, Tagger
+from rnncli.models.tagger import CharEncoder, Tagger
+from rnncli.nn.recurrent import cell_options
+from rnncli.schema import Field, recurrent_model_fields
 
 SPLITS = ("train", "val", "test")
 

@@ -6,11 +6,11 @@
     batches sorted by source length within shuffled pools (buckets), so padding stays small
               (rnncli/data/batching.py; the shuffle is seeded with seed*1000+epoch)
     model   encoder -> bridge -> decoder with none / dot / general / additive attention
-            (rnncli/seq2seq_model.py); teacher forcing with a ratio, decayed per epoch
+            (rnncli/models/seq2seq.py); teacher forcing with a ratio, decayed per epoch
     loss    cross-entropy of the next target token, masked over padding
     metrics teacher-forced loss, perplexity and token accuracy; BLEU, chrF (sacrebleu, on
             detokenized text, rnncli/metrics.py) and exact match of free decoding (greedy or beam,
-            rnncli/beam.py)
+            rnncli/decoding/search.py)
     decode  `translate`: greedy or batched beam search with n-best lists and scores
 """
 
@@ -23,15 +23,15 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from rnncli.beam import Hypothesis, beam_search, greedy, max_lengths
-from rnncli.config import Field, recurrent_model_fields
 from rnncli.data import parallel
 from rnncli.data.batching import bucketed_batches, length_sorted_batches
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
+from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.errors import ConfigError, DataError, RunError
-from rnncli.layers import cell_options
 from rnncli.metrics import translation_metrics
-from rnncli.seq2seq_model import ATTENTIONS, Seq2Seq
+from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
+from rnncli.nn.recurrent import cell_options
+from rnncli.schema import Field, recurrent_model_fields
 
 BOS, EOS = "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -388,8 +388,8 @@ def format_translation(result: dict, n_best: int = 1) -> str:
 
 # --------------------------------------------------------------------------- attention heat-map
 def attention_map(task: Seq2SeqTask, split: str, index: int = 0) -> dict:
-    """Greedy translation of sentence `index` of a split with its attention weights (rnncli/seq2seq_plot.py)."""
-    from rnncli.seq2seq_plot import greedy_attention
+    """Greedy translation of sentence `index` of a split with its attention weights (rnncli/tools/attention_plot.py)."""
+    from rnncli.tools.attention_plot import greedy_attention
 
     pairs = task.splits.get(split)
     if pairs is None or not 0 <= index < len(pairs):

@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from rnncli.config import Field, recurrent_model_fields
-from rnncli.layers import Recurrent, cell_options
+from rnncli.nn.recurrent import Recurrent, cell_options
+from rnncli.schema import Field, recurrent_model_fields
 
 # Stream ids that keep the evaluation sets apart from every training batch.
 VAL_STREAM, TEST_STREAM = -1, -2

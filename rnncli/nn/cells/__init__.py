@@ -20,11 +20,11 @@ from typing import Protocol, Union
 import torch
 from torch import Tensor, nn
 
-from rnncli.cells.cifg import CIFGLSTMCell
-from rnncli.cells.gru import GRUCell
-from rnncli.cells.lstm import LSTMCell
-from rnncli.cells.peephole import PeepholeLSTMCell
-from rnncli.cells.rnn import RNNCell
+from rnncli.nn.cells.cifg import CIFGLSTMCell
+from rnncli.nn.cells.gru import GRUCell
+from rnncli.nn.cells.lstm import LSTMCell
+from rnncli.nn.cells.peephole import PeepholeLSTMCell
+from rnncli.nn.cells.rnn import RNNCell
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 

@@ -13,7 +13,7 @@ that is cheapest to step, then `step(inputs, state)` advances every layer by one
 
 Why this layout (2x512 LSTM on a 2-core AMD EPYC VM, batch 1; benchmarks/generation_speed.py):
   * a step reads every weight once, and at batch 1 that memory traffic is the cost. The
-    weights are packed once for oneDNN (`rnncli/onednn.py`; elsewhere stored transposed and
+    weights are packed once for oneDNN (`rnncli/nn/onednn.py`; elsewhere stored transposed and
     contiguous, (in, G*H)): `x @ W^T` over torch's own (G*H, in) layout, which is what
     `torch.lstm_cell` and `F.linear` do, took 2-2.8 ms a step, the transposed copy 0.7-1 ms,
     the packed weights ~0.5 ms (past ~8 MB of weights the matmuls stream from DRAM).
@@ -21,7 +21,7 @@ Why this layout (2x512 LSTM on a 2-core AMD EPYC VM, batch 1; benchmarks/generat
     into b_ih. gru keeps two (its b_hn and W_hn h sit inside r ⊙ (...)).
   * the custom cells (peephole_lstm, cifg_lstm) do the matmuls here (packed weights) and then
     call the cell's own `pointwise`, so their equations live in one place.
-  * in float32 on the CPU, when rnncli/fused_cpu.py's kernels are built, every LSTM-family layer
+  * in float32 on the CPU, when rnncli/nn/fused_cpu.py's kernels are built, every LSTM-family layer
     runs its pointwise part as one compiled call instead (`_FusedLayer`): 1.16x chars/s for
     lstm, 1.4x for peephole_lstm and cifg_lstm.
 
@@ -37,9 +37,9 @@ from typing import Callable, Union
 import torch
 from torch import Tensor, nn
 
-from rnncli import fused_cpu
-from rnncli.cells import LSTM_FAMILY
-from rnncli.onednn import FixedWeight
+from rnncli.nn import fused_cpu
+from rnncli.nn.cells import LSTM_FAMILY
+from rnncli.nn.onednn import FixedWeight
 
 _TORCH_CELLS = ("rnn", "lstm", "gru")  # held by `recurrent.rnn`; the others by `recurrent.cells`
 State = Union[Tensor, tuple[Tensor, Tensor]]  # one layer: h (B, H), or (h, c)
@@ -157,7 +157,7 @@ def _input_table(recurrent: nn.Module, embedding: nn.Embedding, kernels=None) ->
 
 
 def _fixed(w: Tensor) -> FixedWeight:
-    """(G*H, in) -> x @ W^T at batch 1, packed for oneDNN where it can be (rnncli/onednn.py)."""
+    """(G*H, in) -> x @ W^T at batch 1, packed for oneDNN where it can be (rnncli/nn/onednn.py)."""
     return FixedWeight(w, batch=1)
 
 
@@ -252,7 +252,7 @@ class _CellLayer:
 
 # --------------------------------------------------------------------------- compiled LSTM-family step
 def _fused_kernels(recurrent: nn.Module):
-    """rnncli/fused_cpu.py's kernels for an LSTM-family stack in float32 on the CPU, else None."""
+    """rnncli/nn/fused_cpu.py's kernels for an LSTM-family stack in float32 on the CPU, else None."""
     ref = next(recurrent.parameters())
     if recurrent.cell not in LSTM_FAMILY or ref.dtype != torch.float32 or ref.device.type != "cpu":
         return None
@@ -262,7 +262,7 @@ def _fused_kernels(recurrent: nn.Module):
 def _kernel_rows(cell: str, w: Tensor) -> Tensor:
     """Gate rows (G*H, ...) from torch's order to the kernel's, candidate block doubled.
 
-    Kernel layouts (rnncli/fused_cpu.py): lstm and peephole_lstm run as kind 1, [i f g o] (torch's
+    Kernel layouts (rnncli/nn/fused_cpu.py): lstm and peephole_lstm run as kind 1, [i f g o] (torch's
     order; lstm with zero peepholes); cifg_lstm as kind 2, [f o g]. Block 2 is g in both, and the
     kernel takes 2x its pre-activation (g = 2 sigma(2x) - 1 = tanh(x)).
     """

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnncli.seq2seq_model import Seq2Seq, index_memory, index_state
+from rnncli.models.seq2seq import Seq2Seq, index_memory, index_state
 
 
 @dataclass

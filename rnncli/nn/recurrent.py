@@ -4,7 +4,7 @@
 
     fused    rnn / lstm / gru: torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (one submodule
              `self.rnn` holding all layers); peephole_lstm / cifg_lstm: our hand-written BPTT
-             (`rnncli.bptt`, one autograd.Function per layer and direction). lstm under bf16 /
+             (`rnncli.nn.bptt`, one autograd.Function per layer and direction). lstm under bf16 /
              fp16 autocast on the CPU also takes the hand-written path (nn.LSTM is slower there).
     bptt     the hand-written BPTT for any LSTM-family cell, lstm included (benchmarks, tests).
     autograd the cells' own step (`run_cell`) under plain autograd: the reference path for
@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnncli import fused_cpu
-from rnncli.bptt import lstm_family_layer
-from rnncli.cells import LSTM_FAMILY, check_cell_name, check_nonlinearity, make_cell
-from rnncli.init import init_recurrent_
+from rnncli.nn import fused_cpu
+from rnncli.nn.bptt import lstm_family_layer
+from rnncli.nn.cells import LSTM_FAMILY, check_cell_name, check_nonlinearity, make_cell
+from rnncli.nn.init import init_recurrent_
 
 State = Union[Tensor, tuple[Tensor, Tensor]]
 
@@ -60,7 +60,7 @@ class Recurrent(nn.Module):
       output   (B, T, D*H) if batch_first else (T, B, D*H), zero where t >= length
     Dropout is applied to the outputs of every layer but the last, in training mode only
     (so none with num_layers=1; a model may still use the same rate before its output head).
-    Weights are initialised by `rnncli.init.init_recurrent_` with the given options.
+    Weights are initialised by `rnncli.nn.init.init_recurrent_` with the given options.
     """
 
     def __init__(
@@ -157,7 +157,7 @@ class Recurrent(nn.Module):
             why += f"; {low_name} matmuls, fp32 cell state"
         elif device_type == "cpu":  # float32 on the CPU: compiled pointwise steps if available
             why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
-        return [(layers, "hand-written BPTT (rnncli.bptt)", why)]
+        return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
 
     def _forward_fused(
         self, x: Tensor, lengths: Tensor | None, state: State | None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnncli.beam import step_logprobs
-from rnncli.seq2seq_model import Seq2Seq
+from rnncli.decoding.search import step_logprobs
+from rnncli.models.seq2seq import Seq2Seq
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 and how fast the config trains, evaluates and generates on this machine. Writes no run.
 
     $ rnncli bench configs/char_lm/peephole_lstm.yaml --steps 10
-    rnn: 2 layers: hand-written BPTT (rnncli.bptt) (custom cell: no torch kernel; fused C++ steps)
+    rnn: 2 layers: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch kernel; fused C++ steps)
     train      15,210 tokens/s   (10 timed steps after 2 warm-up steps)
     eval       52,800 tokens/s   (forward only, no gradients)
     generate    2,950 chars/s    (batch 1, 300 characters)
@@ -13,22 +13,11 @@ import time
 
 import torch
 
-from rnncli import precision
 from rnncli.config import load_config
-from rnncli.layers import Recurrent
 from rnncli.tasks import task_module
-from rnncli.trainer import build_optimizer, seed_everything, select_device
-
-
-def fast_paths(model: torch.nn.Module, device: torch.device, prec: str = "fp32") -> list[str]:
-    """One line per recurrent stack: 'name: layers: implementation (why)'."""
-    lines = []
-    with precision.autocast(prec, device):
-        for name, module in model.named_modules():
-            if isinstance(module, Recurrent):
-                for layers, impl, why in module.paths(device.type):
-                    lines.append(f"{name or 'model'}: {layers}: {impl} ({why})")
-    return lines
+from rnncli.training import precision
+from rnncli.training.report import fast_paths
+from rnncli.training.trainer import build_optimizer, seed_everything, select_device
 
 
 def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: int = 2,

@@ -23,7 +23,7 @@ class PeepholeLSTMCell(nn.Module):
     exactly `torch.nn.LSTMCell`. Shapes: x_t (B, I); h, c (B, H); weight_ih (4H, I);
     weight_hh (4H, H); bias_ih, bias_hh (4H,); weight_ci, weight_cf, weight_co (H,).
     All parameters, peepholes included, start ~ U(-1/sqrt(H), 1/sqrt(H)) (torch's default;
-    `rnncli.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
+    `rnncli.nn.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
     State (h, c); None = zeros.
     """
 

@@ -9,7 +9,7 @@ Lafferty, McCallum & Pereira (2001); as a neural output layer: Lample et al. (20
 Sequences are padded on the right; `lengths` (B,) says how many steps are real. Padded steps
 leave the forward variables (and the Viterbi scores) unchanged, so a sentence scores the same
 alone or in a padded batch. Optional constraints (`allowed`: start, transitions, end as bool
-lists, see rnncli.tagging.allowed_transitions) add a large negative score to forbidden moves,
+lists, see rnncli.data.tags.allowed_transitions) add a large negative score to forbidden moves,
 so Viterbi never returns an invalid BIO / BIOES sequence.
 
 This is a small own implementation (pytorch-crf is unmaintained since 2019); tests check it

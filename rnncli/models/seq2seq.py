@@ -23,8 +23,8 @@ from typing import NamedTuple, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from rnncli.cells import LSTM_FAMILY
-from rnncli.layers import Recurrent
+from rnncli.nn.cells import LSTM_FAMILY
+from rnncli.nn.recurrent import Recurrent
 
 ATTENTIONS = ("none", "dot", "general", "additive")
 RnnState = Union[Tensor, tuple[Tensor, Tensor]]  # h (L, B, H) or (h, c)

@@ -21,9 +21,9 @@ import statistics
 from pathlib import Path
 from typing import Callable
 
-from rnncli.cells import CELL_NAMES
-from rnncli.config import closest, load_config
-from rnncli.errors import ConfigError, RnncliError, RunError
+from rnncli.config import load_config
+from rnncli.errors import ConfigError, RnncliError, RunError, closest
+from rnncli.nn.cells import CELL_NAMES
 from rnncli.tasks.synthetic import count_parameters
 
 
@@ -102,7 +102,7 @@ def _check_same_config(run_dir: Path, cfg: dict) -> None:
 def collect(run_dir: Path, cell: str, seed: int) -> dict:
     """One finished run -> plain record: final/best validation metric, test metric, speed, size."""
     from rnncli import api
-    from rnncli.plots import read_metrics
+    from rnncli.tools.plots import read_metrics
 
     cfg, task, ckpt = api.load_run(str(run_dir), "best", device="cpu")
     metric = task.metric
@@ -147,7 +147,7 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def write_outputs(out: Path, runs: list[dict], task: str) -> dict:
-    from rnncli.plots import plot_compare
+    from rnncli.tools.plots import plot_compare
 
     summary = summarise(runs)
     (out / "compare.json").write_text(json.dumps({"task": task, "summary": summary, "runs": runs}, indent=1))

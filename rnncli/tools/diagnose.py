@@ -10,7 +10,7 @@ so for a vanilla RNN whose loss reads only h_T, ‖∂L/∂h_1‖ / ‖∂L/∂h
 for ρ > 1. Gated cells add an additive path (c_t = f ⊙ c_{t-1} + ...) that can keep it near 1.
 
 torch's fused kernels (nn.RNN / nn.LSTM / nn.GRU) hide h_t, so `unroll` re-runs the layer with
-the step-level cells of `rnncli.cells` (weights copied) and keeps every h_t as a graph tensor
+the step-level cells of `rnncli.nn.cells` (weights copied) and keeps every h_t as a graph tensor
 whose gradient autograd retains. All sequences in the probe batch are full length.
 """
 
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnncli.cells import LSTM_FAMILY, make_cell, zero_state
 from rnncli.errors import RunError
+from rnncli.nn.cells import LSTM_FAMILY, make_cell, zero_state
 
 GATE_NAMES = {"rnn": ("h",), "lstm": ("i", "f", "g", "o"), "peephole_lstm": ("i", "f", "g", "o"),
               "gru": ("r", "z", "n"), "cifg_lstm": ("f", "g", "o")}  # blocks of weight_hh, in order
@@ -34,7 +34,7 @@ SATURATED_LOW, SATURATED_HIGH = 0.05, 0.95
 
 # --------------------------------------------------------------------------- step cells
 def step_cells(rnn: nn.Module) -> list[nn.Module]:
-    """The step-level cells of a `rnncli.layers.Recurrent`, row k = layer * D + direction.
+    """The step-level cells of a `rnncli.nn.recurrent.Recurrent`, row k = layer * D + direction.
 
     Custom cells are returned as they are; for fused layers, new cells get the weights
     `rnn.weight_hh_l{layer}{_reverse}` etc. (same layout, so a plain copy).
@@ -257,9 +257,9 @@ def diagnose(source: str, overrides: list[str] = (), batch_size: int = 32, out_d
     """
     from rnncli import api
     from rnncli.config import load_config
-    from rnncli.plots import plot_gradient_flow
     from rnncli.tasks import task_module
-    from rnncli.trainer import seed_everything
+    from rnncli.tools.plots import plot_gradient_flow
+    from rnncli.training.trainer import seed_everything
 
     path = Path(source)
     if path.is_dir():

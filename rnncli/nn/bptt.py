@@ -11,7 +11,7 @@ computes the weight gradients after the loop as single large matmuls over all T*
         gates, c_t, h_t       (pointwise,     dW_hh = dA^T H_prev   dW_ih = dA^T X     (one each)
                                in place)      dX = dA W_ih          db = sum(dA)
 
-The equations are the cells' (see `rnncli/cells/lstm.py`, `peephole.py`, `cifg.py`). Inside, the
+The equations are the cells' (see `rnncli/nn/cells/lstm.py`, `peephole.py`, `cifg.py`). Inside, the
 gate blocks are reordered so that all sigmoid gates are adjacent and one op activates them:
 
     kind            torch order     internal order    one sigmoid call (forward)
@@ -29,8 +29,8 @@ Precision: `compute_dtype` (bfloat16 / float16) is the dtype of the matmul opera
 cell state, h and every gradient stay float32 (mixed precision).
 
 On the CPU in float32 the per-step matmul uses a weight packed once for oneDNN (`_StepMatmul`,
-rnncli/onednn.py) and the pointwise step is one compiled C++ call per step where available
-(rnncli/fused_cpu.py); `_forward_step` / `_backward_step` below are the eager form of the same step.
+rnncli/nn/onednn.py) and the pointwise step is one compiled C++ call per step where available
+(rnncli/nn/fused_cpu.py); `_forward_step` / `_backward_step` below are the eager form of the same step.
 
 Exactness against the plain autograd loop is proven in tests/test_bptt.py (float64, 1e-6).
 """
@@ -39,8 +39,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnncli import fused_cpu, onednn
-from rnncli.onednn import FixedWeight
+from rnncli.nn import fused_cpu, onednn
+from rnncli.nn.onednn import FixedWeight
 
 KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
 _BLOCK_ORDER = {"lstm": (0, 1, 3, 2), "peephole_lstm": (0, 1, 2, 3), "cifg_lstm": (0, 2, 1)}
@@ -157,7 +157,7 @@ class _LSTMFamily(torch.autograd.Function):
 class _StepMatmul:
     """The per-step matmul x (B, in) -> x W^T (B, out), W (out, in) fixed for the whole loop.
 
-    On the CPU in float32, W is packed once for oneDNN (`rnncli/onednn.py`, what nn.LSTM's kernel
+    On the CPU in float32, W is packed once for oneDNN (`rnncli/nn/onednn.py`, what nn.LSTM's kernel
     does): 25-35% faster per step at hidden 512 than `addmm`, which re-packs W on every call.
     Elsewhere (CUDA, float64, bf16/fp16 operands cast to `low`) it is a plain matmul.
     """
@@ -188,7 +188,7 @@ class _StepMatmul:
 
 
 def _fused(like: Tensor, low):
-    """The compiled fused-step kernels (rnncli/fused_cpu.py) for float32 CPU tensors, else None."""
+    """The compiled fused-step kernels (rnncli/nn/fused_cpu.py) for float32 CPU tensors, else None."""
     if low is not None or like.dtype != torch.float32 or like.device.type != "cpu":
         return None
     return fused_cpu.kernels()

@@ -12,8 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rnncli.crf import CRF
-from rnncli.layers import Recurrent
+from rnncli.models.crf import CRF
+from rnncli.nn.recurrent import Recurrent
 
 
 class CharEncoder(nn.Module):

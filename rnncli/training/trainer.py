@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from rnncli import checkpoint, precision
 from rnncli.errors import TrainingError
-from rnncli.progress import Progress
+from rnncli.training import checkpoint, precision
+from rnncli.training.progress import Progress
+from rnncli.training.report import fast_paths
 
 
 # --------------------------------------------------------------------------- optimizer, schedule
@@ -260,8 +261,6 @@ class Trainer:
     _PROBE_STEPS = 5
 
     def _report_fast_paths(self) -> None:
-        from rnncli.bench import fast_paths  # bench imports the trainer
-
         for line in fast_paths(self.model, self.device, self.t["precision"]):
             self.progress.message(f"fast path: {line}")
         self._probe = {"first": self.state.step + 1, "start": None, "tokens": 0}

@@ -2,7 +2,7 @@
 
 Mixed precision keeps fp32 master weights and optimizer state; only the matmuls run in the lower
 precision. Embeddings, linear heads and losses go through `torch.autocast`; the LSTM family runs
-our hand-written BPTT (`rnncli/bptt.py`) with bf16/fp16 matmul operands and an fp32 cell state
+our hand-written BPTT (`rnncli/nn/bptt.py`) with bf16/fp16 matmul operands and an fp32 cell state
 (nn.LSTM under CPU autocast is slower than in fp32). fp16 needs loss scaling (`GradScaler`);
 bf16 has fp32's exponent range and does not.
 

@@ -1,6 +1,6 @@
 """Fused pointwise steps for the hand-written BPTT on the CPU: one C++ pass per time step.
 
-The eager step in `rnncli/bptt.py` is 8-15 small torch ops per step; at batch 32 x hidden 256
+The eager step in `rnncli/nn/bptt.py` is 8-15 small torch ops per step; at batch 32 x hidden 256
 each costs 4-10 us of dispatch for ~1 us of arithmetic. These kernels do the same arithmetic in
 one loop over (B, H) per step, forward and backward, for float32 on the CPU. They are compiled
 once per machine with torch's C++ extension builder (cached under ~/.cache/torch_extensions)

@@ -1,6 +1,6 @@
 """Weight initialisation for recurrent layers: orthogonal / Xavier per gate block, forget bias.
 
-Defaults (what `rnncli.layers.Recurrent` applies):
+Defaults (what `rnncli.nn.recurrent.Recurrent` applies):
   * weight_hh: each H x H gate block orthogonal (Saxe et al. 2014, "Exact solutions to the
     nonlinear dynamics of learning in deep linear neural networks"),
   * weight_ih: each H x I gate block Xavier/Glorot uniform (Glorot & Bengio 2010),
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from rnncli.cells import LSTM_FAMILY, num_gates
+from rnncli.nn.cells import LSTM_FAMILY, num_gates
 
 RECURRENT_INITS = ("orthogonal", "xavier_uniform", "pytorch")  # "pytorch" = leave torch's default
 INPUT_INITS = ("xavier_uniform", "xavier_normal", "pytorch")

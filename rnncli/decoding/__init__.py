@@ -1,0 +1,1 @@
+"""Turning scores into outputs: sampling (`sampling`), greedy and beam search (`search`)."""

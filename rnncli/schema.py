@@ -1,0 +1,131 @@
+"""The config schema: `Field` (one key's type, default, allowed values, help and when it applies)
+and the sections every task shares (`trainer`, `run`, the recurrent `model` keys).
+
+Each task module declares its own `SCHEMA` from these pieces (rnncli/tasks/); `rnncli.config`
+validates a YAML file against the task's schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from rnncli.nn.cells import CELL_NAMES, CUSTOM_CELLS, LSTM_FAMILY, NONLINEARITIES
+from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
+
+SECTIONS = ("data", "model", "trainer", "run")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default, allowed values and when it applies."""
+
+    kind: str  # "int" | "float" | "str" | "bool" | "floats" | "strs" (a string or list) | "int|str"
+    default: Any
+    help: str = ""
+    choices: tuple | None = None
+    nullable: bool = False
+    min: float | None = None
+    max: float | None = None
+    when: Callable[[dict], bool] | None = None  # gets the resolved config (all sections)
+    when_text: str = ""  # human form of `when`, e.g. "model.cell is rnn"
+
+
+Schema = dict[str, dict[str, Field]]  # section -> key -> Field
+
+
+# --------------------------------------------------------------------------- shared fields
+def _cell(cfg: dict) -> str:
+    return cfg["model"].get("cell", "")
+
+
+
+
+def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
+    """Model keys shared by every task that uses a zoo cell."""
+    fields = {
+        "cell": Field("str", "lstm", "recurrent cell", choices=CELL_NAMES),
+        "hidden_size": Field("int", 256, "hidden units per layer and direction", min=1),
+        "num_layers": Field("int", 1, "stacked recurrent layers", min=1),
+        "dropout": Field("float", 0.0, "dropout between layers and before the output", min=0, max=0.99),
+        "nonlinearity": Field(
+            "str", "tanh", "Elman RNN activation", choices=NONLINEARITIES,
+            when=lambda c: _cell(c) == "rnn", when_text="model.cell is rnn",
+        ),
+        "recurrent_init": Field(
+            "str", "orthogonal", "init of W_hh (per gate block)",
+            choices=RECURRENT_INITS,
+        ),
+        "input_init": Field(
+            "str", "xavier_uniform", "init of W_ih",
+            choices=INPUT_INITS,
+        ),
+        "forget_bias": Field(
+            "float", 1.0, "effective forget-gate bias (b_ih + b_hh)",
+            when=lambda c: _cell(c) in LSTM_FAMILY,
+            when_text="model.cell is one of " + ", ".join(LSTM_FAMILY),
+        ),
+        "impl": Field(
+            "str", "fused", "fused: hand-written BPTT (fast); autograd: plain loop (reference)",
+            choices=("fused", "autograd"),
+            when=lambda c: _cell(c) in CUSTOM_CELLS,
+            when_text="model.cell is one of " + ", ".join(CUSTOM_CELLS),
+        ),
+    }
+    if bidirectional:
+        fields["bidirectional"] = Field("bool", False, "run a second layer right-to-left")
+    return fields
+
+
+def _is(key: str, *values: str) -> Callable[[dict], bool]:
+    section, name = key.split(".")
+    return lambda c: c[section].get(name) in values
+
+
+TRAINER_FIELDS: dict[str, Field] = {
+    "seed": Field("int", 1234, "one seed fixes data order, init, dropout and sampling"),
+    "device": Field("str", "auto", "where to train", choices=("auto", "cpu", "cuda", "mps")),
+    "precision": Field("str", "fp32", "fp32, or bf16 / fp16 mixed precision (fp32 master weights)",
+                       choices=("fp32", "bf16", "fp16")),
+    "optimizer": Field("str", "adam", "optimizer", choices=("adam", "adamw", "sgd", "rmsprop")),
+    "lr": Field("float", 2e-3, "peak learning rate", min=0),
+    "weight_decay": Field("float", 0.0, "L2 / decoupled weight decay", min=0),
+    "momentum": Field(
+        "float", 0.9, "momentum", min=0, max=1,
+        when=_is("trainer.optimizer", "sgd", "rmsprop"), when_text="trainer.optimizer is sgd or rmsprop",
+    ),
+    "schedule": Field("str", "constant", "lr schedule", choices=("constant", "step", "cosine", "plateau")),
+    "warmup_steps": Field("int", 0, "linear warmup from 0 to lr", min=0),
+    "step_size": Field(
+        "int", 1000, "steps between lr decays", min=1,
+        when=_is("trainer.schedule", "step"), when_text="trainer.schedule is step",
+    ),
+    "gamma": Field(
+        "float", 0.5, "lr decay factor", min=0, max=1,
+        when=_is("trainer.schedule", "step", "plateau"), when_text="trainer.schedule is step or plateau",
+    ),
+    "min_lr": Field(
+        "float", 0.0, "final lr of the cosine schedule", min=0,
+        when=_is("trainer.schedule", "cosine"), when_text="trainer.schedule is cosine",
+    ),
+    "plateau_patience": Field(
+        "int", 1, "validations without improvement before the lr decays", min=0,
+        when=_is("trainer.schedule", "plateau"), when_text="trainer.schedule is plateau",
+    ),
+    "clip_grad_norm": Field("float", 5.0, "clip the global gradient norm (null: off)", nullable=True, min=0),
+    "clip_grad_value": Field("float", None, "clip each gradient element (null: off)", nullable=True, min=0),
+    "batch_size": Field("int", 32, "sequences per batch", min=1),
+    "epochs": Field("int", 10, "passes over the training data (null: use max_steps)", nullable=True, min=1),
+    "max_steps": Field("int", None, "stop after this many optimizer steps", nullable=True, min=1),
+    "val_every": Field("int", 500, "validate (and save) every N steps; also at each epoch end", min=1),
+    "log_every": Field("int", 50, "log training metrics every N steps", min=1),
+    "early_stopping": Field(
+        "int", None, "stop after N validations without improvement (null: off)", nullable=True, min=1
+    ),
+}
+
+RUN_FIELDS: dict[str, Field] = {
+    "name": Field("str", None, "run directory name (null: timestamp)", nullable=True),
+    "dir": Field("str", "runs", "parent directory of run directories"),
+    "overwrite": Field("bool", False, "start afresh even if the run directory has checkpoints"),
+}
