@@ -22,8 +22,9 @@ from torch.nn import functional as F
 from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
 from rnncli.decoding.sampling import check_sampling, next_token
 from rnncli.errors import ConfigError, DataError
-from rnncli.nn.recurrent import Recurrent, detach_state
-from rnncli.nn.stepper import Stepper, split_state
+from rnncli.nn.recurrent import Recurrent
+from rnncli.nn.state import detach_state, split_state
+from rnncli.nn.stepper import Stepper
 from rnncli.schema import Field, recurrent_model_fields
 
 
