@@ -13,7 +13,7 @@ from typing import Callable
 
 import yaml
 
-from rnncli.config import dump_config, load_config
+from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import RunError
 from rnncli.tasks import task_module
 from rnncli.training import checkpoint
@@ -42,7 +42,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         run_dir = Path(resume)
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
         cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
-        _check_resumable(ckpt["config"], cfg, run_dir)
+        _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
     else:
         cfg = load_config(config_path, overrides)
         run_dir = run_directory(cfg)
@@ -97,7 +97,7 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
 def load_run(run_dir: str, which: str = "best", data_file: str | None = None, device: str = "auto"):
     """Rebuild the task of a trained run from its checkpoint (`best` or `last`)."""
     ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
-    cfg = ckpt["config"]
+    cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
     dev = select_device(device)
     task = task_module(cfg["task"]).restore(cfg, ckpt["task_state"], ckpt["model"], dev, data_file)
     return cfg, task, ckpt

@@ -12,8 +12,9 @@ from test_synthetic import synthetic_config
 from rnncli import api
 from rnncli.errors import RunError
 from rnncli.nn.cells import CELL_NAMES
+from rnncli.nn.health import gradient_flow, spectra, unroll
 from rnncli.nn.recurrent import Recurrent
-from rnncli.tools.diagnose import diagnose, gradient_flow, sparkline, spectra, unroll
+from rnncli.tools.diagnose import diagnose, sparkline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

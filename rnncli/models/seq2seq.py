@@ -18,16 +18,16 @@ decoder state is a `DecoderState` (rnn state, previous h̃ for input feeding).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
-from rnncli.nn.cells import LSTM_FAMILY
+from rnncli.nn.cells import cell_class
 from rnncli.nn.recurrent import Recurrent
+from rnncli.nn.state import State, lengths_mask
 
 ATTENTIONS = ("none", "dot", "general", "additive")
-RnnState = Union[Tensor, tuple[Tensor, Tensor]]  # h (L, B, H) or (h, c)
 
 
 class Memory(NamedTuple):
@@ -39,7 +39,7 @@ class Memory(NamedTuple):
 
 
 class DecoderState(NamedTuple):
-    rnn: RnnState  # h (L, B, H), or (h, c) for the LSTM family
+    rnn: State  # h (L, B, H), or (h, c) for the LSTM family
     feed: Optional[Tensor]  # (B, H) previous attentional state h̃ (input feeding), else None
 
 
@@ -102,7 +102,7 @@ class Bridge(nn.Module):
         out = torch.tanh(layer(flat))  # (B, L*H_dec)
         return out.view(-1, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()  # (L, B, H_dec)
 
-    def forward(self, enc_state: RnnState, num_directions: int, batch: int, like: Tensor) -> RnnState:
+    def forward(self, enc_state: State, num_directions: int, batch: int, like: Tensor) -> State:
         if self.kind == "zeros":
             h = like.new_zeros(self.dec_layers, batch, self.dec_hidden)
             return (h, torch.zeros_like(h)) if self.lstm else h
@@ -125,7 +125,8 @@ class Seq2Seq(nn.Module):
         self.tgt_embedding = nn.Embedding(tgt_vocab, embedding_dim, padding_idx=pad_id)
         self.encoder = Recurrent(cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout, **cell_options)
         enc_size = self.encoder.output_size
-        self.bridge = Bridge(bridge, enc_size, decoder_hidden_size, decoder_num_layers, cell in LSTM_FAMILY)
+        has_c = cell_class(cell).state_kind == "hc"  # the state is (h, c): the bridge maps c too
+        self.bridge = Bridge(bridge, enc_size, decoder_hidden_size, decoder_num_layers, has_c)
         dec_in = embedding_dim + (decoder_hidden_size if self.input_feeding else 0)
         self.decoder = Recurrent(cell, dec_in, decoder_hidden_size, decoder_num_layers, False, dropout,
                                  **cell_options)
@@ -139,7 +140,7 @@ class Seq2Seq(nn.Module):
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) ids, lengths (B,) -> memory over the source and the initial decoder state."""
         out, final = self.encoder(self.dropout(self.src_embedding(src)), lengths)  # (B, S, D*H)
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        mask = lengths_mask(lengths.to(src.device), src.size(1))  # (B, S)
         projected = self.attention.project(out) if self.attention_kind != "none" else None
         rnn = self.bridge(final, self.encoder.num_directions, src.size(0), out)
         feed = out.new_zeros(src.size(0), self.decoder.hidden_size) if self.input_feeding else None
