@@ -83,15 +83,15 @@ def test_recurrent_gradcheck(cell):
     params = dict(layer.named_parameters())
     x = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([4, 1, 3])
-    h0, c0 = (torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    n_state = len(cell_class(cell).state_kind)  # 1: h, 2: (h, c)
+    state = [torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True) for _ in range(n_state)]
 
-    def run(x, h0, c0, *values):
-        out, (h, c) = torch.func.functional_call(
-            layer, dict(zip(params, values)), (x, lengths, (h0, c0))
-        )
-        return out, h, c
+    def run(x, *values):
+        init = tuple(values[:n_state]) if n_state == 2 else values[0]
+        out, final = torch.func.functional_call(layer, dict(zip(params, values[n_state:])), (x, lengths, init))
+        return (out, *as_tuple(final))
 
-    assert torch.autograd.gradcheck(run, (x, h0, c0, *params.values()))
+    assert torch.autograd.gradcheck(run, (x, *state, *params.values()))
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
