@@ -15,6 +15,7 @@ from rnncli.config import load_config
 from rnncli.errors import ConfigError
 from rnncli.tools.bench import bench
 from rnncli.training import precision
+from rnncli.training.step import TrainingStep
 
 runner = CliRunner()
 NATIVE_BF16, _ = precision.hardware_support("bf16", torch.device("cpu"))
@@ -122,3 +123,12 @@ def test_bench_cli_prints_the_table(make_config):
 def test_bench_rejects_zero_steps(make_config):
     with pytest.raises(ValueError, match="--steps"):
         bench(str(make_config()), steps=0)
+
+
+def test_bench_times_the_trainers_own_step(make_config, monkeypatch):
+    """A benchmarked step is a trained step: bench calls TrainingStep (fp16 scaler, value clipping)."""
+    calls = []
+    original = TrainingStep.__call__
+    monkeypatch.setattr(TrainingStep, "__call__", lambda self, *a: calls.append(self.t) or original(self, *a))
+    bench(str(make_config(trainer={"clip_grad_value": 0.5})), steps=2, warmup=1, generate_chars=1)
+    assert len(calls) == 3 and all(t["clip_grad_value"] == 0.5 for t in calls)

@@ -1,11 +1,14 @@
-"""Fast-path report and `rnncli bench CONFIG`: which implementation each recurrent layer runs on,
-and how fast the config trains, evaluates and generates on this machine. Writes no run.
+"""`rnncli bench CONFIG`: which implementation each recurrent layer runs on, and how fast the
+config trains, evaluates and generates on this machine. Writes no run directory.
 
     $ rnncli bench configs/char_lm/peephole_lstm.yaml --steps 10
     rnn: 2 layers: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch kernel; fused C++ steps)
     train      15,210 tokens/s   (10 timed steps after 2 warm-up steps)
     eval       52,800 tokens/s   (forward only, no gradients)
     generate    2,950 chars/s    (batch 1, 300 characters)
+
+A timed training step is the trainer's own `TrainingStep` (rnncli/training/step.py): autocast,
+backward with the fp16 loss scaler, clipping by norm and by value, the optimizer update.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from rnncli.config import load_config
 from rnncli.tasks import task_module
 from rnncli.training import precision
 from rnncli.training.report import fast_paths
-from rnncli.training.trainer import build_optimizer, seed_everything, select_device
+from rnncli.training.step import TrainingStep
+from rnncli.training.trainer import seed_everything, select_device
 
 
 def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: int = 2,
@@ -35,7 +39,7 @@ def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: 
     result = {"config": config_path, "device": str(device), "precision": prec, "threads": torch.get_num_threads(),
               "paths": fast_paths(task.model, device, prec)}
     batches = _batches(task, warmup + steps)
-    result["train_tokens_per_s"] = _time_train(task, cfg["trainer"], batches, warmup, device, prec)
+    result["train_tokens_per_s"] = _time_train(task, cfg["trainer"], batches, warmup, device)
     result["eval_tokens_per_s"] = _time_eval(task, batches, warmup, device, prec)
     if hasattr(module, "generate") and hasattr(task, "vocab"):
         start = time.perf_counter()
@@ -51,23 +55,15 @@ def _batches(task, count: int) -> list:
     return [epoch[i % len(epoch)] for i in range(count)]
 
 
-def _time_train(task, t: dict, batches: list, warmup: int, device, prec: str) -> float:
-    """Full training steps as the trainer runs them (autocast, backward, clipping, optimizer)."""
-    model = task.model
-    model.train()
-    optimizer = build_optimizer(model.parameters(), t)
+def _time_train(task, t: dict, batches: list, warmup: int, device) -> float:
+    """Training steps exactly as the trainer runs them, at the config's (peak) learning rate."""
+    train_step = TrainingStep(task, t, device)
 
-    def train_step(batch, carry):
-        with precision.autocast(prec, device):
-            loss, carry, n = task.train_step(batch, carry)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if t["clip_grad_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad_norm"])
-        optimizer.step()
-        return carry, n
+    def step(batch, carry):
+        result = train_step(batch, carry)
+        return result.carry, result.tokens
 
-    return _tokens_per_s(task, batches, warmup, device, train_step)
+    return _tokens_per_s(task, batches, warmup, device, step)
 
 
 def _time_eval(task, batches: list, warmup: int, device, prec: str) -> float:
