@@ -15,6 +15,7 @@ from rich.console import Console
 
 from rnncli import api
 from rnncli.errors import RnncliError
+from rnncli.tasks.base import Translates
 from rnncli.training.progress import metrics_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and sample RNNs from YAML configs.")
@@ -75,11 +76,13 @@ def eval_(
 
 
 def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:
+    from rnncli.tools.attention_plot import attention_table, plot_attention
+
     amap = api.attention(run, split, data, checkpoint)
-    if api.write_attention_plot(amap, path):
+    if plot_attention(amap, path):
         Console(stderr=True).print(f"attention heat-map written to {path}")
     else:
-        Console(stderr=True).print(api.attention_table(amap))
+        Console(stderr=True).print(attention_table(amap))
         Console(stderr=True).print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above")
 
 
@@ -100,9 +103,13 @@ def generate(
     output: Optional[str] = typer.Option(None, "--output", help="seq2seq: write translations here"),
 ):
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
-    if input_file or output or beam is not None or n_best != 1 or api.is_translation_run(run):
+    spec = api.task_of(run)  # None: no run here; api.generate names the problem
+    if spec is not None and spec.can(Translates):
         _translate(run, prompt, input_file, output, beam, n_best, checkpoint)
         return
+    if spec is not None and (input_file or output or beam is not None or n_best != 1):
+        _fail(RnncliError(f"{run} is a '{spec.name}' run; translation (--beam, --n-best, --input, --output) "
+                          f"works for seq2seq runs"))
     started = False
 
     def stream(text: str) -> None:
@@ -124,7 +131,7 @@ def _translate(run: str, prompt: str, input_file: Optional[str], output: Optiona
                n_best: int, checkpoint: str) -> None:
     try:
         sentences = api.read_lines(input_file) if input_file else [prompt] if prompt.strip() else []
-        if not sentences and api.is_translation_run(run):
+        if not sentences:
             raise RnncliError("give a sentence to translate with --prompt TEXT, or a file with --input FILE")
         results = api.translate(run, sentences, beam, n_best, checkpoint)
     except RnncliError as e:

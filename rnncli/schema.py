@@ -2,7 +2,8 @@
 and the sections every task shares (`trainer`, `run`, the recurrent `model` keys).
 
 Each task module declares its own `SCHEMA` from these pieces (rnncli/tasks/); `rnncli.config`
-validates a YAML file against the task's schema.
+validates a YAML file against the task's schema. `recurrent_kwargs` is the one place a resolved
+`model` section becomes `Recurrent` keyword arguments (YAML key = argument name).
 """
 
 from __future__ import annotations
@@ -75,6 +76,18 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
     if bidirectional:
         fields["bidirectional"] = Field("bool", False, "run a second layer right-to-left")
     return fields
+
+
+RECURRENT_KEYS = tuple(recurrent_model_fields(bidirectional=True))  # = rnncli.nn.recurrent.Recurrent arguments
+
+
+def recurrent_kwargs(model: dict) -> dict:
+    """The `Recurrent` keyword arguments of a resolved `model` section: every recurrent key it holds.
+
+    Keys that do not apply to the cell were dropped when the config was resolved, so the layer's
+    own default stands for them. Every task builds its recurrent layers through this function.
+    """
+    return {key: model[key] for key in RECURRENT_KEYS if key in model}
 
 
 def _is(key: str, *values: str) -> Callable[[dict], bool]:

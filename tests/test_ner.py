@@ -68,8 +68,8 @@ def test_pretrained_vectors_fill_the_word_embedding(tmp_path):
 
 def test_a_missing_split_is_named(tmp_path):
     task = ner.build(load_config(write_config(tmp_path, ner_config(tmp_path, data={"test": None}))), "cpu")
-    with pytest.raises(DataError, match=r"this run has no test split \(set data.test in the config, or use "
-                                        r"--data FILE\)"):
+    with pytest.raises(DataError, match=r"this run has no test split \(set data.test in the config, or score "
+                                        r"a file\)"):
         task.evaluate("test")
 
 
@@ -143,8 +143,8 @@ def test_predict_finds_entities_with_token_spans(trained_run):
         {"text": "Ada Lovelace", "type": "PER", "start": 0, "end": 2},
         {"text": "London", "type": "LOC", "start": 5, "end": 6}]
     assert preds[0]["tags"] == ["B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"]  # the files' scheme
-    assert preds[1]["entities"] == [] and ner.format_prediction(preds[1]) == "(no entities)"
-    assert ner.format_prediction(preds[0]) == "Ada Lovelace  PER [0:2]  |  London  LOC [5:6]"
+    assert preds[1]["entities"] == [] and ner.NERTask.format_prediction(preds[1]) == "(no entities)"
+    assert ner.NERTask.format_prediction(preds[0]) == "Ada Lovelace  PER [0:2]  |  London  LOC [5:6]"
     result = CliRunner().invoke(app, ["predict", trained_run, "Grace Hopper worked for IBM ."])
     assert result.exit_code == 0, result.output
     assert result.stdout == "Grace Hopper  PER [0:2]  |  IBM  ORG [4:5]\n"

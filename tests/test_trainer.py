@@ -45,7 +45,7 @@ def test_resume_refuses_a_changed_model(tmp_path, make_config):
 def test_existing_run_dir_is_not_overwritten_by_accident(tmp_path, make_config):
     path = make_config(trainer={"max_steps": 2, "epochs": None})
     api.train(str(path), show_progress=False)
-    with pytest.raises(RunError, match=r"already holds a trained run. Continue it with --resume"):
+    with pytest.raises(RunError, match=r"already holds a trained run. Resume it, start afresh with run.overwrite=true"):
         api.train(str(path), show_progress=False)
     api.train(str(path), ["run.overwrite=true"], show_progress=False)
 

@@ -17,7 +17,9 @@ import time
 import torch
 
 from rnncli.config import load_config
-from rnncli.tasks import task_module
+from rnncli.errors import ArgumentError
+from rnncli.tasks import task_spec
+from rnncli.tasks.base import SamplesText
 from rnncli.training import precision
 from rnncli.training.report import fast_paths
 from rnncli.training.step import TrainingStep
@@ -26,24 +28,26 @@ from rnncli.training.trainer import seed_everything, select_device
 
 def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: int = 2,
           generate_chars: int = 300) -> dict:
-    """Measure training and eval tokens/s (and generation chars/s for char_lm) of a config."""
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"--steps must be >= 1 (got {steps}) and warm-up >= 0 (got {warmup})")
+    """Measure training and eval tokens/s (and generation chars/s for text samplers) of a config."""
+    if steps < 1:
+        raise ArgumentError("steps", f"must be >= 1 (got {steps})")
+    if warmup < 0:
+        raise ArgumentError("warmup", f"must be >= 0 (got {warmup})")
     cfg = load_config(config_path, overrides)
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     prec = cfg["trainer"]["precision"]
     precision.check(prec, device, f"{config_path}: trainer.precision")
-    module = task_module(cfg["task"])
-    task = module.build(cfg, device)
+    spec = task_spec(cfg["task"])
+    task = spec.module.build(cfg, device)
     result = {"config": config_path, "device": str(device), "precision": prec, "threads": torch.get_num_threads(),
               "paths": fast_paths(task.model, device, prec)}
     batches = _batches(task, warmup + steps)
     result["train_tokens_per_s"] = _time_train(task, cfg["trainer"], batches, warmup, device)
     result["eval_tokens_per_s"] = _time_eval(task, batches, warmup, device, prec)
-    if hasattr(module, "generate") and hasattr(task, "vocab"):
+    if spec.can(SamplesText):
         start = time.perf_counter()
-        module.generate(task.model, task.vocab, task.vocab.chars[0], generate_chars, seed=0)
+        task.generate(task.vocab.chars[0], generate_chars, seed=0)
         result["generate_chars_per_s"] = generate_chars / (time.perf_counter() - start)
     result["timed_steps"], result["warmup_steps"] = steps, warmup
     return result
