@@ -61,7 +61,7 @@ def test_pretrained_vectors_fill_the_word_embedding(tmp_path):
     emb = task.model.embedding.weight
     assert emb[task.vocabs.words.stoi["london"]].tolist() == [5, 6, 7, 8] and not emb.requires_grad
     cfg["model"]["embedding_dim"] = 8
-    with pytest.raises(DataError, match=r"glove.txt holds 4-d vectors but model.embedding_dim = 8; "
+    with pytest.raises(DataError, match=r"glove.txt: the vectors are 4-d but model.embedding_dim is 8; "
                                         r"set model.embedding_dim: 4"):
         ner.build(load_config(write_config(tmp_path, cfg)), torch.device("cpu"))
 

@@ -36,7 +36,6 @@ from rnncli.tasks.synthetic import (
     no_data_file,
 )
 
-CHANCE_MSE = 1 / 6  # Var(U1 + U2) for independent U[0, 1]: predicting the mean, 1, scores this
 TOLERANCE = 0.04
 
 SCHEMA = {"data": data_fields(T=100), "model": model_fields()}

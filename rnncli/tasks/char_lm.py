@@ -26,7 +26,7 @@ from rnncli.errors import ArgumentError, ConfigError, DataError
 from rnncli.models.char_lm import CharLM
 from rnncli.nn.recurrent import detach_state
 from rnncli.nn.stepper import Stepper, split_state
-from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 
 def _has_path(cfg: dict) -> bool:
@@ -62,10 +62,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
         raise ConfigError(f"{where('data')}: set either data.path (one file with data.split) or data.train "
                           f"(+ data.val, data.test), not both and not neither")
     if d["path"] is not None:
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.9, 0.05, 0.05])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     elif d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
 

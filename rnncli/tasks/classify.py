@@ -3,7 +3,8 @@
     data    TSV / CSV / one-file-per-class readers (data/tabular.py), separate train/val/test
             files or one list of files cut by a seeded shuffle; a word (or character)
             vocabulary built on the training split; padded batches + lengths, optionally
-            bucketed by length (similar lengths batched together, batch order shuffled)
+            bucketed by length (similar lengths batched together, batch order shuffled;
+            rnncli/data/batching.py)
     model   embedding (optionally pretrained GloVe / word2vec, frozen or not)
               -> recurrent stack (any zoo cell, stacked, bidirectional)
               -> pooling over the real steps: last | mean | max | attention
@@ -29,7 +30,8 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from rnncli.data.embeddings import load_vectors
+from rnncli.data.batching import bucketed_batches, length_sorted_batches, shuffled_batches
+from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.tabular import (
     FORMATS,
     Example,
@@ -38,12 +40,12 @@ from rnncli.data.tabular import (
     split_examples,
 )
 from rnncli.data.tokenize import TOKENIZERS, tokenize
-from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.metrics import classification_metrics
 from rnncli.models.classifier import TextClassifier
 from rnncli.models.pooling import POOLINGS
-from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 EVAL_BATCH = 256
 
@@ -112,10 +114,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
         raise ConfigError(f"{where('data')}: set either data.path (file(s) cut by data.split) or data.train "
                           f"(+ data.val, data.test), not both and not neither")
     if d["path"] is not None:
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     elif d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
     if d["format"] != "per_class":
@@ -196,23 +195,14 @@ class ClassifyTask:
         return math.ceil(len(self.splits["train"]) / self.batch_size)
 
     def train_batches(self, epoch: int) -> list:
-        """Shuffled with a generator seeded by (seed, epoch), so a resumed run sees the same batches.
-
-        With bucketing, each window of 50 batches' worth of examples is sorted by length and
-        cut into batches, then the batch order is shuffled:
-            shuffle -> [w0 | w1 | ...] -> sort each window -> cut -> shuffle batches
-        """
+        """Shuffled with a generator seeded by (seed, epoch), so a resumed run sees the same batches;
+        with data.bucket, sorted by length within pools of 50 batches (rnncli/data/batching.py)."""
         data = self.splits["train"]
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(data), generator=generator).tolist()
-        size = self.batch_size
         if self.data["bucket"]:
-            window = size * 50
-            order = [i for w in range(0, len(order), window)
-                     for i in sorted(order[w:w + window], key=lambda i: len(data.ids[i]))]
-        batches = [order[b:b + size] for b in range(0, len(order), size)]
-        if self.data["bucket"]:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+            batches = bucketed_batches([len(ids) for ids in data.ids], self.batch_size, generator)
+        else:
+            batches = shuffled_batches(len(data), self.batch_size, generator)
         return [self._collate(data, b) for b in batches]
 
     def _collate(self, data: Encoded, index: list[int]):
@@ -234,10 +224,8 @@ class ClassifyTask:
             raise DataError(f"this run has no {split} split (or it is empty)")
         data = self.splits[split]
         self.model.eval()
-        order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))  # less padding
         total, pred = 0.0, [0] * len(data)
-        for b in range(0, len(order), EVAL_BATCH):
-            index = order[b:b + EVAL_BATCH]
+        for index in length_sorted_batches([len(ids) for ids in data.ids], EVAL_BATCH):  # less padding
             x, lengths, y = self._collate(data, index)
             logits = self.model(x, lengths)
             total += F.cross_entropy(logits, y, reduction="sum").item()
@@ -338,10 +326,8 @@ def build(cfg: dict, device: torch.device) -> ClassifyTask:
 
 def _load_pretrained(model: TextClassifier, vocab: Vocab, m: dict, counts: Counter, skip_bad_lines: bool,
                      seed: int) -> None:
-    weights, coverage = load_vectors(m["embeddings"], vocab, counts, skip_bad_lines, seed, specials=(UNK,))
-    if coverage.dim != m["embedding_dim"]:
-        raise DataError(f"{m['embeddings'][0]}: the vectors are {coverage.dim}-d but model.embedding_dim is "
-                        f"{m['embedding_dim']}; set model.embedding_dim: {coverage.dim}")
+    weights, coverage = pretrained_embedding(m["embeddings"], vocab, m["embedding_dim"], counts, skip_bad_lines,
+                                             seed)
     with torch.no_grad():
         model.embedding.weight.copy_(weights)
     model.embedding.weight.requires_grad_(not m["freeze"])

@@ -27,9 +27,11 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.data import tags as tagging
+from rnncli.data.batching import shuffled_batches
 from rnncli.data.conll import read_conll
 from rnncli.data.conll import write_conll as _write_rows
-from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.data.embeddings import pretrained_embedding
+from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.models.tagger import CharEncoder, Tagger
 from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
@@ -205,8 +207,7 @@ class NERTask:
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.splits["train"].words), generator=generator).tolist()
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return shuffled_batches(len(self.splits["train"].words), self.batch_size, generator)
 
     def initial_carry(self):
         return None
@@ -302,17 +303,11 @@ def _train_tags(vocabs: Vocabs, gold: list[list[str]]) -> list[list[int]]:
 
 
 def _vectors(d: dict, vocabs: Vocabs, tokens: list[list[str]], embedding_dim: int, seed: int):
-    """Pretrained rows for the word vocabulary (the classification task's loader), or None."""
+    """Pretrained rows for the word vocabulary, or None."""
     if d["vectors"] is None:
         return None
-    from rnncli.data.embeddings import load_vectors
-
     counts = Counter(w.lower() if vocabs.lowercase else w for s in tokens for w in s)
-    weights, _ = load_vectors(d["vectors"], vocabs.words, token_counts=counts, seed=seed, specials=(UNK,))
-    if weights.size(1) != embedding_dim:
-        raise DataError(f"{d['vectors']} holds {weights.size(1)}-d vectors but model.embedding_dim = "
-                        f"{embedding_dim}; set model.embedding_dim: {weights.size(1)}")
-    return weights
+    return pretrained_embedding(d["vectors"], vocabs.words, embedding_dim, counts, seed=seed)[0]
 
 
 def build(cfg: dict, device: torch.device) -> NERTask:

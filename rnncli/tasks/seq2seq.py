@@ -31,7 +31,7 @@ from rnncli.decoding.search import Hypothesis, beam_search, greedy, greedy_atten
 from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
 from rnncli.metrics import translation_metrics
 from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
-from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 BOS, EOS = "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -106,10 +106,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
     if d["train"] is not None and d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
     if _one_corpus(cfg):
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     if d["shared_vocab"] and d["source_tokenizer"] != d["target_tokenizer"]:
         raise ConfigError(f"{where('data', 'shared_vocab')}: data.shared_vocab needs the same tokenizer on "
                           f"both sides (source: {d['source_tokenizer']}, target: {d['target_tokenizer']})")
