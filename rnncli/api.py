@@ -5,8 +5,8 @@ call it directly; `rnncli.cli` only parses arguments, calls one of these and pri
 can do (sample text, translate, predict, ...) is what its task declares in the registry
 (rnncli/tasks/__init__.py); a bad argument value is an `ArgumentError` naming the argument.
 
-A run directory holds config.yaml (the resolved config), vocab.json (the task's state:
-vocabularies, labels), metrics.jsonl, last.pt and best.pt.
+A run directory holds config.yaml (the resolved config), task_state.json (the task's state:
+vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesTe
 from rnncli.training import checkpoint
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
+TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
 SPLITS = ("val", "test", "train")
 
 # Keys that must not change when a run is resumed: they define the model, the data and its order.
@@ -60,7 +61,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     device = select_device(cfg["trainer"]["device"])
     task = task_spec(cfg["task"]).module.build(cfg, device)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
-    (run_dir / "vocab.json").write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+    (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
     trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
     if ckpt is not None:
         trainer.restore(ckpt)

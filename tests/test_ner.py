@@ -123,7 +123,7 @@ def test_training_learns_the_sample_and_eval_reports_span_scores(trained_run):
     assert metrics["f1"] > 0.9 and metrics["token_accuracy"] > 0.95
     assert set(metrics["per_type"]) == {"PER", "LOC", "ORG"}
     assert set(metrics["per_type"]["PER"]) == {"precision", "recall", "f1", "support"}
-    saved = json.loads(open(f"{trained_run}/vocab.json").read())
+    saved = json.loads(open(f"{trained_run}/task_state.json").read())
     assert saved["scheme"] == "iob2" and saved["train_scheme"] == "bioes" and saved["tags"][0] == "O"
 
 

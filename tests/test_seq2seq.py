@@ -147,7 +147,7 @@ def test_bleu_chrf_and_exact_match_on_detokenized_text():
 
 # --------------------------------------------------------------------------- API and CLI
 def test_train_saves_both_vocabularies_and_evaluates_with_bleu(trained):
-    vocab = json.loads((Path(trained) / "vocab.json").read_text())
+    vocab = json.loads((Path(trained) / "task_state.json").read_text())
     assert vocab["source"][:4] == vocab["target"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
     records = [json.loads(x) for x in (Path(trained) / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["split"] == "val"]
