@@ -182,7 +182,7 @@ def test_cli_generate_translates_a_file(trained, tmp_path):
 
 def test_cli_translation_errors(trained, make_config, tmp_path):
     result = runner.invoke(app, ["generate", trained, "--beam", "2", "--n-best", "3", "--prompt", "hi"])
-    assert result.exit_code == 1 and "must not exceed the beam size (2)" in result.stderr
+    assert result.exit_code == 1 and "--n-best must not exceed the beam size (2)" in result.stderr
     result = runner.invoke(app, ["generate", trained, "--prompt", "   "])
     assert result.exit_code == 1 and "give a sentence to translate with --prompt TEXT" in result.stderr
     result = runner.invoke(app, ["train", str(make_config(trainer={"max_steps": 2, "epochs": None})), "--quiet"])
@@ -190,7 +190,7 @@ def test_cli_translation_errors(trained, make_config, tmp_path):
     result = runner.invoke(app, ["generate", char_run, "--beam", "2"])
     assert result.exit_code == 1 and "is a 'char_lm' run; translation (--beam, --n-best, --input, --output)" in result.stderr
     result = runner.invoke(app, ["eval", char_run, "--beam", "2"])
-    assert result.exit_code == 1 and "beam applies to translation runs (seq2seq)" in result.stderr
+    assert result.exit_code == 1 and "--beam applies to translation runs (seq2seq)" in result.stderr
 
 
 def test_cli_eval_json_with_beam_and_attention_plot(trained, tmp_path):

@@ -86,7 +86,7 @@ def test_ctrl_c_saves_last_and_the_run_resumes(tmp_path, make_config, monkeypatc
     run_dir = tmp_path / "runs" / "tiny"
     assert summary["status"] == "interrupted" and summary["steps"] == 4
     assert checkpoint.load(run_dir / "last.pt")["trainer"]["step"] == 4
-    assert f"rnncli train {path} --resume {run_dir}" in capsys.readouterr().err
+    assert f"Interrupted at step 4; saved {run_dir / 'last.pt'}." in capsys.readouterr().err
     summary = api.train(str(path), resume=str(run_dir), show_progress=False)
     assert summary["status"] == "finished" and summary["steps"] == 12
 

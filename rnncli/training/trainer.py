@@ -124,7 +124,6 @@ class Trainer:
     def __init__(self, task, cfg: dict, run_dir: Path, config_path: str = "CONFIG", show_progress: bool = True):
         self.task, self.cfg, self.t = task, cfg, cfg["trainer"]
         self.run_dir = Path(run_dir)
-        self.config_path = config_path
         self.model = task.model
         self.device = next(self.model.parameters()).device
         precision.check(self.t["precision"], self.device, f"{config_path}: trainer.precision")
@@ -299,10 +298,7 @@ class Trainer:
     def _finish(self, stopped: str) -> dict:
         s = self.state
         if stopped == "interrupted":
-            self.progress.message(
-                f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}. Resume with:\n"
-                f"  rnncli train {self.config_path} --resume {self.run_dir}"
-            )
+            self.progress.message(f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}.")
         summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
                    f"best val {self.task.metric}": s.best, "best step": s.best_step,
                    "run directory": str(self.run_dir)}
