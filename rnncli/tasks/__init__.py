@@ -17,13 +17,14 @@ capability protocols of rnncli/tasks/base.py its class implements:
     SamplesText         generate(prompt, length, temperature, ...)     char_lm
     Predicts            predict(texts), format_prediction(pred)        classify, ner
     WritesPredictions   write_predictions(preds, path)                 ner (CoNLL)
-    Translates          translate(sentences, beam, n_best), evaluate(split, beam), format_translation
+    Translates          translate(sentences, beam, n_best), format_translation(result, n_best),
+                        evaluate(split, beam)                          seq2seq
     MapsAttention       attention_map(split, index)                    seq2seq
     Probes              probe(batch_size), for `rnncli diagnose`       char_lm, adding, copy_memory
     RendersMetrics      metric_tables(metrics), for `rnncli eval`      classify, ner, seq2seq
 
 `api`, the CLI and the tools dispatch on `task_spec(name).can(Capability)`; nothing probes a task
-object for methods. A new task is one module plus one line in `TASKS`.
+object for methods. A new task is one module plus its import and one line in `TASKS`.
 """
 
 from __future__ import annotations

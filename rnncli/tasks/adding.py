@@ -73,10 +73,6 @@ class AddingTask:
     metric: str = "mse"
     higher_is_better: bool = False
 
-    @property
-    def T(self) -> int:
-        return self.data["T"]
-
     def load_data(self, data_file: str | None = None) -> None:
         no_data_file("adding", data_file)
         self.splits.update(eval_splits(make_examples, self.data, self.seed, self.device))
@@ -88,7 +84,7 @@ class AddingTask:
         return GeneratedBatches(self._make_batch, self.seed, epoch, self.data["steps_per_epoch"])
 
     def _make_batch(self, gen: torch.Generator):
-        x, y = make_examples(self.batch_size, self.T, gen)
+        x, y = make_examples(self.batch_size, self.data["T"], gen)
         return x.to(self.device), y.to(self.device)
 
     def initial_carry(self):
@@ -113,7 +109,7 @@ class AddingTask:
                 "accuracy": accuracy, "examples": len(y)}
 
     def state(self) -> dict:
-        return {"T": self.T}
+        return {"T": self.data["T"]}
 
     def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """For `rnncli diagnose`: recurrent inputs (B, T, 2) and loss(outputs (B, T, H))."""

@@ -77,10 +77,6 @@ class CopyMemoryTask:
     metric: str = "loss"
     higher_is_better: bool = False
 
-    @property
-    def T(self) -> int:
-        return self.data["T"]
-
     def load_data(self, data_file: str | None = None) -> None:
         no_data_file("copy_memory", data_file)
         self.splits.update(eval_splits(make_examples, self.data, self.seed, self.device))
@@ -92,7 +88,7 @@ class CopyMemoryTask:
         return GeneratedBatches(self._make_batch, self.seed, epoch, self.data["steps_per_epoch"])
 
     def _make_batch(self, gen: torch.Generator):
-        x, y = make_examples(self.batch_size, self.T, gen)
+        x, y = make_examples(self.batch_size, self.data["T"], gen)
         return x.to(self.device), y.to(self.device)
 
     def initial_carry(self):
@@ -116,12 +112,12 @@ class CopyMemoryTask:
             recalled = logits[:, -COPY_LENGTH:].argmax(-1)  # (b, 10)
             correct += int((recalled == yb[:, -COPY_LENGTH:]).sum())
         loss = total / y.numel()
-        chance = chance_loss(self.T)
+        chance = chance_loss(self.data["T"])
         return {"loss": loss, "chance_loss": chance, "loss_vs_chance": loss / chance,
                 "copy_accuracy": correct / (len(y) * COPY_LENGTH), "examples": len(y)}
 
     def state(self) -> dict:
-        return {"T": self.T}
+        return {"T": self.data["T"]}
 
     def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """For `rnncli diagnose`: recurrent inputs (B, L, 10) and loss(outputs (B, L, H))."""
