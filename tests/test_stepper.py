@@ -7,7 +7,8 @@ from rnncli.data.text import CharVocab
 from rnncli.decoding.sampling import next_token
 from rnncli.nn.recurrent import Recurrent
 from rnncli.nn.stepper import Stepper, join_state, split_state
-from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.models.char_lm import CharLM
+from rnncli.tasks.char_lm import generate
 
 CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh"),
          ("peephole_lstm", "tanh"), ("cifg_lstm", "tanh")]
@@ -22,7 +23,8 @@ def close(actual, expected):
 
 def tiny_lm(cell: str, nonlinearity: str, num_layers: int, seed: int = 0) -> CharLM:
     torch.manual_seed(seed)
-    model = CharLM(VOCAB, 5, cell, 6, num_layers, 0.0, nonlinearity=nonlinearity).eval()
+    model = CharLM(vocab_size=VOCAB, embedding_dim=5, cell=cell, hidden_size=6, num_layers=num_layers,
+                   nonlinearity=nonlinearity).eval()
     randomize_(model)
     with torch.no_grad():
         model.head.weight.mul_(4.0)  # peaked logits, so a wrong state changes what is sampled
