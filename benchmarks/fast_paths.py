@@ -31,7 +31,8 @@ from torch import nn
 from rnncli.api import train
 from rnncli.data.text import CharVocab
 from rnncli.nn.recurrent import Recurrent
-from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.models.char_lm import CharLM
+from rnncli.tasks.char_lm import generate
 from rnncli.training import precision
 
 VOCAB, EMBEDDING, STEPS_T = 65, 64, 100
@@ -124,7 +125,7 @@ def _bare_loop(path: str, cell: str, batch: int, hidden: int, layers: int, steps
     text = read_text(path)
     vocab = CharVocab.from_texts(text)
     windows = BPTTWindows(batchify(vocab.encode(text[:int(len(text) * 0.98)]), batch), STEPS_T)
-    model = CharLM(len(vocab), EMBEDDING, cell, hidden, layers, 0.0)
+    model = CharLM(vocab_size=len(vocab), embedding_dim=EMBEDDING, cell=cell, hidden_size=hidden, num_layers=layers)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     state, tokens, start = None, 0, 0.0
     for i in range(2 * steps):
@@ -146,7 +147,7 @@ def generation(chars: int = 500) -> None:
     vocab = CharVocab.from_texts("".join(chr(65 + i) for i in range(VOCAB)))
     for cell in ("lstm", "gru", "rnn", "peephole_lstm", "cifg_lstm"):
         torch.manual_seed(0)
-        model = CharLM(len(vocab), EMBEDDING, cell, 512, 2, 0.0)
+        model = CharLM(vocab_size=len(vocab), embedding_dim=EMBEDDING, cell=cell, hidden_size=512, num_layers=2)
         generate(model, vocab, "A", 50, seed=0)  # warm-up
         start = time.perf_counter()
         generate(model, vocab, "A", chars, seed=0)

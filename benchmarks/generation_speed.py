@@ -26,7 +26,8 @@ import torch
 
 from rnncli.data.text import CharVocab
 from rnncli.decoding.sampling import next_token
-from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.models.char_lm import CharLM
+from rnncli.tasks.char_lm import generate
 
 CELLS = (("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh"),
          ("peephole_lstm", "tanh"), ("cifg_lstm", "tanh"))
@@ -60,7 +61,8 @@ def chars_per_s(run, model: CharLM, chars: int, warmup: int) -> tuple[float, str
 
 def measure(cell: str, nonlinearity: str, args) -> dict:
     torch.manual_seed(0)
-    model = CharLM(len(VOCAB), EMBEDDING, cell, args.hidden, args.layers, 0.0, nonlinearity=nonlinearity).eval()
+    model = CharLM(vocab_size=len(VOCAB), embedding_dim=EMBEDDING, cell=cell, hidden_size=args.hidden,
+                   num_layers=args.layers, nonlinearity=nonlinearity).eval()
     speeds = {"forward": [], "stepper": []}
     texts = {}
     for _ in range(args.rounds):

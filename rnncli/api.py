@@ -1,7 +1,12 @@
-"""The Python API behind the CLI: train, evaluate, generate, show a config.
+"""The Python API behind the CLI: train, evaluate, generate, translate, predict, show a config.
 
 Each function takes plain arguments and returns plain values, so tests (and notebooks) can
-call it directly; `rnncli.cli` only parses arguments, calls one of these and prints.
+call it directly; `rnncli.cli` only parses arguments, calls one of these and prints. What a run
+can do (sample text, translate, predict, ...) is what its task declares in the registry
+(rnncli/tasks/__init__.py); a bad argument value is an `ArgumentError` naming the argument.
+
+A run directory holds config.yaml (the resolved config), task_state.json (the task's state:
+vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt.
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from typing import Callable
 import yaml
 
 from rnncli.config import dump_config, load_config, upgrade
-from rnncli.errors import RunError
-from rnncli.tasks import task_module
+from rnncli.errors import ArgumentError, RunError
+from rnncli.tasks import TaskSpec, task_spec, tasks_that
+from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
 from rnncli.training import checkpoint
 from rnncli.training.trainer import Trainer, seed_everything, select_device
+
+TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
+SPLITS = ("val", "test", "train")
 
 # Keys that must not change when a run is resumed: they define the model, the data and its order.
 _FIXED_ON_RESUME = ("task", "data", "model", "trainer.batch_size", "trainer.bptt", "trainer.seed")
@@ -36,7 +45,8 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
           show_progress: bool = True) -> dict:
     """Train from a config (or continue `resume`, a run directory); returns the summary dict."""
     if config_path is None and resume is None:
-        raise RunError("give a CONFIG file, or --resume RUN_DIR to continue a run")
+        raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
+                            "continue one)")
     ckpt = None
     if resume is not None:
         run_dir = Path(resume)
@@ -49,9 +59,9 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
-    task = task_module(cfg["task"]).build(cfg, device)
+    task = task_spec(cfg["task"]).module.build(cfg, device)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
-    (run_dir / "vocab.json").write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+    (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
     trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
     if ckpt is not None:
         trainer.restore(ckpt)
@@ -86,36 +96,62 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
     has_ckpt = any((run_dir / f"{n}.pt").exists() for n in ("last", "best"))
     if has_ckpt and not overwrite:
         raise RunError(
-            f"{run_dir} already holds a trained run. Continue it with --resume {run_dir}, start afresh with "
-            f"--set run.overwrite=true, or pick another --set run.name=..."
+            f"{run_dir} already holds a trained run. Resume it, start afresh with run.overwrite=true, or pick "
+            f"another run.name"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     for name in ("last.pt", "best.pt", "metrics.jsonl"):
         (run_dir / name).unlink(missing_ok=True)
 
 
-def load_run(run_dir: str, which: str = "best", data_file: str | None = None, device: str = "auto"):
-    """Rebuild the task of a trained run from its checkpoint (`best` or `last`)."""
+def load_run(run_dir: str, which: str = "best", device: str = "auto"):
+    """Rebuild the task of a trained run from its checkpoint (`best` or `last`), without data:
+    `task.load_data(data_file=None)` loads the evaluation splits (or a file)."""
     ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
     cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
     dev = select_device(device)
-    task = task_module(cfg["task"]).restore(cfg, ckpt["task_state"], ckpt["model"], dev, data_file)
+    task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
     return cfg, task, ckpt
+
+
+def task_of(run_dir: str) -> TaskSpec | None:
+    """The registry entry of a run's task (from its config.yaml); None when the directory has none."""
+    try:
+        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
+        return task_spec(cfg["task"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return None
+
+
+def _require(spec: TaskSpec, capability: type, run_dir: str, what: str) -> None:
+    if not spec.can(capability):
+        names = tasks_that(capability)
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        raise RunError(f"{run_dir} is a '{spec.name}' run; {what} works for {listed} runs")
+
+
+def _saved_spec(run_dir: str) -> TaskSpec:
+    spec = task_of(run_dir)
+    if spec is None:
+        raise RunError(f"{run_dir}: no readable config.yaml (is it a run directory?)")
+    return spec
 
 
 def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best",
              beam: int | None = None) -> dict:
     """Metrics of a trained run on one of its splits, or on another file (`data_file`).
 
-    `beam` (seq2seq runs) decodes with this beam size instead of the config's trainer.beam_size.
+    `beam` (translation runs) decodes with this beam size instead of the config's trainer.beam_size.
     """
-    cfg, task, ckpt = load_run(run_dir, which, data_file)
+    if split not in SPLITS:
+        raise ArgumentError("split", f"must be one of {', '.join(SPLITS)} (got {split!r})")
+    cfg, task, ckpt = load_run(run_dir, which)
+    spec = task_spec(cfg["task"])
+    if beam is not None and not spec.can(Translates):
+        raise ArgumentError("beam", f"applies to translation runs ({', '.join(tasks_that(Translates))}); "
+                            f"{run_dir} is a '{spec.name}' run")
+    task.load_data(data_file)
     options = {} if beam is None else {"beam": beam}
-    if options and not hasattr(task_module(cfg["task"]), "translate"):
-        raise RunError(f"--beam works for seq2seq runs; {run_dir} is a '{cfg['task']}' run")
-    if beam is not None and beam < 1:
-        raise RunError(f"--beam {beam}: must be >= 1")
-    task.load_data()
     metrics = task.evaluate("file" if data_file else split, **options)
     return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
             "split": data_file or split, **metrics}
@@ -125,90 +161,59 @@ def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 
              top_p: float | None = None, greedy: bool = False, seed: int | None = None,
              on_text: Callable[[str], None] | None = None, which: str = "best", beam: int | None = None,
              n_best: int = 1) -> str:
-    """Sample text from a trained language model run (or translate `prompt` with a seq2seq run)."""
+    """Sample text from a trained language model run (or translate `prompt` with a translation run)."""
     cfg, task, _ = load_run(run_dir, which)
-    module = task_module(cfg["task"])
-    if hasattr(module, "translate"):
-        return module.format_translation(module.translate(task, [prompt], beam, n_best)[0], n_best)
-    if not hasattr(module, "generate"):
-        raise RunError(f"{run_dir} is a '{cfg['task']}' run; generate works for char_lm runs")
-    return module.generate(task.model, task.vocab, prompt, length, temperature, top_k, top_p, greedy, seed,
-                           on_text)
-
-
-def is_translation_run(run_dir: str) -> bool:
-    """True when `run_dir` holds a seq2seq (translation) run; False when it is another task or unreadable."""
-    try:
-        cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
-        return hasattr(task_module(cfg["task"]), "translate")
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return False
+    spec = task_spec(cfg["task"])
+    if spec.can(Translates):
+        return task.format_translation(task.translate([prompt], beam, n_best)[0], n_best)
+    _require(spec, SamplesText, run_dir, "sampling text")
+    return task.generate(prompt, length, temperature, top_k, top_p, greedy, seed, on_text)
 
 
 def translate(run_dir: str, sentences: list[str], beam: int | None = None, n_best: int = 1,
               which: str = "best") -> list[dict]:
     """Translate sentences with a seq2seq run: {"source", "translations": [{"text", "score"}, ...]} each."""
     cfg, task, _ = load_run(run_dir, which)
-    module = task_module(cfg["task"])
-    if not hasattr(module, "translate"):
-        raise RunError(f"{run_dir} is a '{cfg['task']}' run; translation (--beam, --n-best, --input) works "
-                       f"for seq2seq runs")
-    return module.translate(task, sentences, beam, n_best)
+    _require(task_spec(cfg["task"]), Translates, run_dir, "translation")
+    return task.translate(sentences, beam, n_best)
 
 
 def attention(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best",
               index: int = 0) -> dict:
-    """Greedy translation of one sentence of a split (or file) with its attention weights (seq2seq runs)."""
-    cfg, task, _ = load_run(run_dir, which, data_file)
-    module = task_module(cfg["task"])
-    if not hasattr(module, "attention_map"):
-        raise RunError(f"--attention-plot works for seq2seq runs; {run_dir} is a '{cfg['task']}' run")
-    task.load_data()
-    return module.attention_map(task, "file" if data_file else split, index)
-
-
-def write_attention_plot(amap: dict, path: str) -> bool:
-    """A PNG heat-map of `attention(...)` at `path`; False when matplotlib is not installed."""
-    from rnncli.tools.attention_plot import plot_attention
-
-    return plot_attention(amap, path)
-
-
-def attention_table(amap: dict):
-    """A rich terminal heat-map of `attention(...)`."""
-    from rnncli.tools.attention_plot import attention_table as table
-
-    return table(amap)
+    """Greedy translation of one sentence of a split (or file) with its attention weights (seq2seq runs);
+    `rnncli.tools.attention_plot` draws it."""
+    cfg, task, _ = load_run(run_dir, which)
+    _require(task_spec(cfg["task"]), MapsAttention, run_dir, "an attention map")
+    task.load_data(data_file)
+    return task.attention_map("file" if data_file else split, index)
 
 
 def predict(run_dir: str, texts: list[str], which: str = "best") -> list[dict]:
     """Predictions of a trained run for raw input texts (one plain dict each)."""
     cfg, task, _ = load_run(run_dir, which)
-    module = task_module(cfg["task"])
-    if not hasattr(module, "predict"):
-        raise RunError(f"{run_dir} is a '{cfg['task']}' run; predict works for classify and ner runs")
-    return module.predict(task, texts)
+    _require(task_spec(cfg["task"]), Predicts, run_dir, "predict")
+    return task.predict(texts)
 
 
 def write_predictions(run_dir: str, predictions: list[dict], path: str) -> bool:
     """Write predictions in the task's own file format (ner: CoNLL); False when it has none."""
-    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
-    writer = getattr(task_module(cfg["task"]), "write_predictions", None)
-    if writer is None:
+    spec = _saved_spec(run_dir)
+    if not spec.can(WritesPredictions):
         return False
-    writer(predictions, path)
+    spec.task_class.write_predictions(predictions, path)
     return True
 
 
 def format_prediction(run_dir: str, prediction: dict) -> str:
-    cfg = yaml.safe_load((Path(run_dir) / "config.yaml").read_text())
-    return task_module(cfg["task"]).format_prediction(prediction)
+    spec = _saved_spec(run_dir)
+    _require(spec, Predicts, run_dir, "predict")
+    return spec.task_class.format_prediction(prediction)
 
 
 def metric_tables(task_name: str, metrics: dict) -> list:
     """Task-specific rich tables for `rnncli eval` (per-class scores, confusion matrix, ...)."""
-    render = getattr(task_module(task_name), "metric_tables", None)
-    return render(metrics) if render else []
+    spec = task_spec(task_name)
+    return spec.task_class.metric_tables(metrics) if spec.can(RendersMetrics) else []
 
 
 def read_lines(path: str) -> list[str]:

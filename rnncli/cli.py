@@ -1,32 +1,85 @@
 """The `rnncli` command line: a thin skin over `rnncli.api`.
 
-Each command parses its arguments, calls one API function and prints the result. Errors the
-user can fix (`RnncliError`) print one clear message and exit non-zero, without a traceback.
+Each command parses its arguments, calls one API function and prints the result. One error
+boundary, `RnncliApp` (the command group), turns every error the user can fix into one line on
+stderr and an exit code, without a traceback:
+
+    RnncliError     its message; an ArgumentError's argument spelled as its flag
+                    (`temperature must be > 0` -> `--temperature must be > 0`)      exit 1 (ConfigError: 2)
+    usage errors    typer's message for a value it cannot parse or a missing argument  exit 2
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
 
 from rnncli import api
-from rnncli.errors import RnncliError
+from rnncli.errors import ArgumentError, RnncliError
+from rnncli.tasks.base import Translates
 from rnncli.training.progress import metrics_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, evaluate and sample RNNs from YAML configs.")
+try:  # newer typer ships its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click.exceptions import UsageError
+
+# API argument -> the flag (or argument) of the CLI that sets it, where it is not `--arg-name`
+FLAGS = {"config_path": "CONFIG", "data_file": "--data", "which": "--checkpoint", "batch_size": "--batch"}
+
+
+def flag(argument: str) -> str:
+    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
+
+
+def error_line(error: Exception) -> str:
+    """The one line the CLI prints for a user error."""
+    if isinstance(error, ArgumentError):
+        return f"{flag(error.argument)} {error.problem}"
+    if isinstance(error, UsageError):
+        ctx = error.ctx
+        return error.format_message() + (f" (see '{ctx.command_path} --help')" if ctx is not None else "")
+    return str(error)
+
+
+class RnncliApp(TyperGroup):
+    """The command group, the CLI's one error boundary: options are parsed in `make_context`, every
+    command runs inside `invoke`; a user error from either becomes one line and an exit code."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _one_line_errors():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line_errors():
+    try:
+        yield
+    except (RnncliError, UsageError) as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # `rnncli` or `rnncli config` alone: the help
+            raise
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(error_line(error))}",
+                                                    soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+
+
+app = typer.Typer(cls=RnncliApp, name="rnncli", add_completion=False, no_args_is_help=True,
+                  help="Train, evaluate and sample RNNs from YAML configs.")
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
 
 SET_HELP = "Override a config key, e.g. --set trainer.lr=0.003 (repeatable)"
-
-
-def _fail(error: RnncliError) -> None:
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
-    raise typer.Exit(error.exit_code)
 
 
 @app.command()
@@ -37,10 +90,10 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
 ):
     """Train a model from CONFIG (or continue a run with --resume RUN_DIR)."""
-    try:
-        api.train(config, set_, resume, show_progress=not quiet)
-    except RnncliError as e:
-        _fail(e)
+    summary = api.train(config, set_, resume, show_progress=not quiet)
+    if summary["status"] == "interrupted" and not quiet:
+        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"]])
+        print(f"Resume with:\n  {command}", file=sys.stderr, flush=True)
 
 
 @app.command("eval")
@@ -56,14 +109,9 @@ def eval_(
         "(a terminal heat-map when matplotlib is missing)"),
 ):
     """Metrics of a trained run on a split or a file."""
-    if split not in ("val", "test", "train"):
-        _fail(RnncliError(f"--split {split!r}: expected val, test or train"))
-    try:
-        metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
-        if attention_plot is not None:
-            _attention_plot(run, split, data, checkpoint, attention_plot)
-    except RnncliError as e:
-        _fail(e)
+    metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
+    if attention_plot is not None:
+        _attention_plot(run, split, data, checkpoint, attention_plot)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -75,11 +123,13 @@ def eval_(
 
 
 def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:
+    from rnncli.tools.attention_plot import attention_table, plot_attention
+
     amap = api.attention(run, split, data, checkpoint)
-    if api.write_attention_plot(amap, path):
+    if plot_attention(amap, path):
         Console(stderr=True).print(f"attention heat-map written to {path}")
     else:
-        Console(stderr=True).print(api.attention_table(amap))
+        Console(stderr=True).print(attention_table(amap))
         Console(stderr=True).print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above")
 
 
@@ -100,9 +150,13 @@ def generate(
     output: Optional[str] = typer.Option(None, "--output", help="seq2seq: write translations here"),
 ):
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
-    if input_file or output or beam is not None or n_best != 1 or api.is_translation_run(run):
+    spec = api.task_of(run)  # None: no run here; api.generate names the problem
+    if spec is not None and spec.can(Translates):
         _translate(run, prompt, input_file, output, beam, n_best, checkpoint)
         return
+    if spec is not None and (input_file or output or beam is not None or n_best != 1):
+        raise RnncliError(f"{run} is a '{spec.name}' run; translation (--beam, --n-best, --input, --output) "
+                          f"works for seq2seq runs")
     started = False
 
     def stream(text: str) -> None:
@@ -113,22 +167,16 @@ def generate(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    try:
-        api.generate(run, prompt, length, temperature, top_k, top_p, greedy, seed, stream, checkpoint)
-    except RnncliError as e:
-        _fail(e)
+    api.generate(run, prompt, length, temperature, top_k, top_p, greedy, seed, stream, checkpoint)
     sys.stdout.write("\n")
 
 
 def _translate(run: str, prompt: str, input_file: Optional[str], output: Optional[str], beam: Optional[int],
                n_best: int, checkpoint: str) -> None:
-    try:
-        sentences = api.read_lines(input_file) if input_file else [prompt] if prompt.strip() else []
-        if not sentences and api.is_translation_run(run):
-            raise RnncliError("give a sentence to translate with --prompt TEXT, or a file with --input FILE")
-        results = api.translate(run, sentences, beam, n_best, checkpoint)
-    except RnncliError as e:
-        _fail(e)
+    sentences = api.read_lines(input_file) if input_file else [prompt] if prompt.strip() else []
+    if not sentences:
+        raise RnncliError("give a sentence to translate with --prompt TEXT, or a file with --input FILE")
+    results = api.translate(run, sentences, beam, n_best, checkpoint)
     if n_best == 1:
         lines = [r["translations"][0]["text"] for r in results]
     else:  # n-best lists: sentence number (0-based), score, translation
@@ -146,18 +194,15 @@ def predict(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ):
     """Predict labels (classify) or entities (ner) for texts or a file of texts."""
-    try:
-        if input_file is not None:
-            texts = [*(texts or []), *api.read_lines(input_file)]
-        if not texts:
-            raise RnncliError("give texts to predict for, or --input FILE")
-        predictions = api.predict(run, texts, checkpoint)
-        if output is not None and not as_json and api.write_predictions(run, predictions, output):
-            return  # the task's own file format (ner: CoNLL)
-        lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
-                 for p in predictions]
-    except RnncliError as e:
-        _fail(e)
+    if input_file is not None:
+        texts = [*(texts or []), *api.read_lines(input_file)]
+    if not texts:
+        raise RnncliError("give texts to predict for, or --input FILE")
+    predictions = api.predict(run, texts, checkpoint)
+    if output is not None and not as_json and api.write_predictions(run, predictions, output):
+        return  # the task's own file format (ner: CoNLL)
+    lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
+             for p in predictions]
     _write_lines(lines, output)
 
 
@@ -167,10 +212,7 @@ def config_show(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
 ):
     """Print the fully resolved config, defaults included."""
-    try:
-        typer.echo(api.show_config(config, set_), nl=False)
-    except RnncliError as e:
-        _fail(e)
+    typer.echo(api.show_config(config, set_), nl=False)
 
 
 @app.command()
@@ -184,10 +226,7 @@ def diagnose(
     """Gradient flow through time, W_hh spectra and gate saturation, at init and after training."""
     from rnncli.tools import diagnose as diag
 
-    try:
-        report = diag.diagnose(source, set_, batch, out, checkpoint)
-    except RnncliError as e:
-        _fail(e)
+    report = diag.diagnose(source, set_, batch, out, checkpoint)
     console = Console()
     for table in diag.render(report):
         console.print(table)
@@ -207,11 +246,8 @@ def compare(
     from rnncli.tools import compare as cmp
 
     console = Console()
-    try:
-        result = cmp.compare(config, [c.strip() for c in cells.split(",") if c.strip()], seeds, set_, out,
-                             show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
-    except RnncliError as e:
-        _fail(e)
+    result = cmp.compare(config, [c.strip() for c in cells.split(",") if c.strip()], seeds, set_, out,
+                         show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
     console.print(cmp.render(result))
     console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")
 
@@ -225,11 +261,8 @@ def plot(
     from rnncli.tools.plots import plot_runs
 
     if out is None and len(runs) > 1:
-        _fail(RnncliError("several runs: give --out DIR for the combined plots"))
-    try:
-        written = plot_runs(runs, out or f"{runs[0]}/plots")
-    except RnncliError as e:
-        _fail(e)
+        raise RnncliError("several runs: give --out DIR for the combined plots")
+    written = plot_runs(runs, out or f"{runs[0]}/plots")
     for path in written:
         typer.echo(str(path))
 
@@ -247,10 +280,7 @@ def bench(
     """
     from rnncli.tools.bench import bench as run_bench
 
-    try:
-        result = run_bench(config, set_, steps)
-    except RnncliError as e:
-        _fail(e)
+    result = run_bench(config, set_, steps)
     if as_json:
         typer.echo(json.dumps(result, indent=1))
         return
@@ -275,7 +305,7 @@ def _write_lines(lines: List[str], output: Optional[str]) -> None:
 
 
 def main() -> None:
-    app()
+    app(prog_name="rnncli")  # also under `python -m rnncli`
 
 
 if __name__ == "__main__":

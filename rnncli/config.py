@@ -1,4 +1,5 @@
-"""Strict YAML configs: schema, loading with line numbers, `--set` overrides, clear errors.
+"""Strict YAML configs: schema, loading with line numbers, `section.key=value` overrides (the
+CLI's --set), clear errors.
 
 A config is one YAML file with a top-level `task:` name and four sections:
 
@@ -77,7 +78,7 @@ def _line_numbers(node) -> dict[tuple, int]:
 def parse_override(text: str) -> tuple[str, str | None, Any]:
     """`section.key=value` -> (section, key, value) with value parsed as a YAML scalar."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. trainer.lr=0.003")
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. trainer.lr=0.003")
     dotted, value = text.split("=", 1)
     parts = dotted.strip().split(".")
     try:
@@ -87,7 +88,7 @@ def parse_override(text: str) -> tuple[str, str | None, Any]:
     if parts == ["task"]:
         return "task", None, parsed
     if len(parts) != 2 or not all(parts):
-        raise ConfigError(f"--set {text!r}: expected section.key=value (sections: {', '.join(SECTIONS)})")
+        raise ConfigError(f"override {text!r}: expected section.key=value (sections: {', '.join(SECTIONS)})")
     return parts[0], parts[1], parsed
 
 
@@ -96,7 +97,7 @@ def parse_override(text: str) -> tuple[str, str | None, Any]:
 def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
     """Read, override, validate and resolve a config file into a plain nested dict."""
     raw, source = _read_yaml(Path(path))
-    set_keys: dict[tuple, str] = {}  # keys given by --set -> the override text
+    set_keys: dict[tuple, str] = {}  # keys given by an override -> the override text
     for text in overrides:
         section, key, value = parse_override(text)
         if key is None:
@@ -116,7 +117,7 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
     set_keys = set_keys or {}
 
     def where(*key: str) -> str:
-        return f"--set {set_keys[key]}" if key in set_keys else source.where(*key)
+        return f"override {set_keys[key]}" if key in set_keys else source.where(*key)
 
     allowed_top = ("task",) + SECTIONS
     for key in raw:
@@ -139,9 +140,7 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
             raise ConfigError(f"{where(section)}: section '{section}' must be a mapping of keys")
         cfg[section] = _resolve_section(section, values, schema[section], where)
     _drop_inapplicable(cfg, raw, schema, where)
-    check = getattr(task_module(task), "check", None)
-    if check is not None:
-        check(cfg, where)
+    task_module(task).check(cfg, where)
     return cfg
 
 
@@ -164,7 +163,7 @@ def _resolve_section(section: str, values: dict, fields: dict[str, Field], where
 
 def _renamed(value: Any, field: Field, where: str, name: str) -> Any:
     """Today's spelling of a renamed value, with a FutureWarning that points at where it was
-    written: `path:line` of the YAML file (Python then shows that line), or the --set text."""
+    written: `path:line` of the YAML file (Python then shows that line), or the override."""
     if not field.renamed or not isinstance(value, str) or value not in field.renamed:
         return value
     new = field.renamed[value]
@@ -172,8 +171,8 @@ def _renamed(value: Any, field: Field, where: str, name: str) -> Any:
     path, _, line = where.rpartition(":")
     if line.isdigit():
         warnings.warn_explicit(message, FutureWarning, path, int(line))
-    else:  # from --set (or a file without line numbers): no source line to show
-        warnings.warn_explicit(f"{where}: {message}", FutureWarning, "<command line>", 1)
+    else:  # from an override (--set), or a file without line numbers: no source line to show
+        warnings.warn_explicit(f"{where}: {message}", FutureWarning, "<overrides>", 1)
     return new
 
 

@@ -1,5 +1,11 @@
-"""The errors rnncli raises for bad input (the CLI prints their message without a traceback), and
-the did-you-mean hint every error that names a bad choice uses."""
+"""The errors rnncli raises for bad input, and the did-you-mean hint every error that names a bad
+choice uses.
+
+The library speaks of what its caller wrote: config keys (`model.cell`, with file:line) and
+function arguments (`temperature must be > 0`), never of command-line flags. The CLI renders
+every `RnncliError` in one place (`rnncli.cli`), as one line, and spells an `ArgumentError`'s
+argument as its flag (`--temperature must be > 0`).
+"""
 
 import difflib
 
@@ -14,6 +20,17 @@ class ConfigError(RnncliError):
     """A bad config key or value; the message names the key, the file:line and what is allowed."""
 
     exit_code = 2
+
+
+class ArgumentError(RnncliError, ValueError):
+    """A bad value for an argument of an API function; the message starts with the argument's name.
+
+        ArgumentError("steps", "must be >= 1 (got 0)")   ->  "steps must be >= 1 (got 0)"
+    """
+
+    def __init__(self, argument: str, problem: str):
+        self.argument, self.problem = argument, problem
+        super().__init__(f"{argument} {problem}")
 
 
 class DataError(RnncliError):

@@ -2,7 +2,9 @@
 and the sections every task shares (`trainer`, `run`, the recurrent `model` keys).
 
 Each task module declares its own `SCHEMA` from these pieces (rnncli/tasks/); `rnncli.config`
-validates a YAML file against the task's schema.
+validates a YAML file against the task's schema. `recurrent_kwargs` is the one place a resolved
+`model` section becomes `Recurrent` keyword arguments (YAML key = argument name), and
+`check_split` the one check of a `data.split` list.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from rnncli.errors import ConfigError
 from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
 
@@ -36,6 +39,11 @@ Schema = dict[str, dict[str, Field]]  # section -> key -> Field
 
 
 # --------------------------------------------------------------------------- shared fields
+def _is(key: str, *values: str) -> Callable[[dict], bool]:
+    section, name = key.split(".")
+    return lambda c: c[section].get(name) in values
+
+
 def _for_cells(test: Callable[[type], bool]) -> dict:
     """`when` and `when_text` of a key that applies to the cells whose class passes `test`."""
     cells = cells_where(test)
@@ -78,9 +86,23 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
     return fields
 
 
-def _is(key: str, *values: str) -> Callable[[dict], bool]:
-    section, name = key.split(".")
-    return lambda c: c[section].get(name) in values
+RECURRENT_KEYS = tuple(recurrent_model_fields(bidirectional=True))  # = rnncli.nn.recurrent.Recurrent arguments
+
+
+def recurrent_kwargs(model: dict) -> dict:
+    """The `Recurrent` keyword arguments of a resolved `model` section: every recurrent key it holds.
+
+    Keys that do not apply to the cell were dropped when the config was resolved, so the layer's
+    own default stands for them. Every task builds its recurrent layers through this function.
+    """
+    return {key: model[key] for key in RECURRENT_KEYS if key in model}
+
+
+def check_split(split: list[float], where: str, example: list[float]) -> None:
+    """`data.split` must be [train, val, test] fractions summing to 1, train and val > 0."""
+    if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
+        raise ConfigError(f"{where}: data.split = {split}: expected [train, val, test] fractions summing to 1, "
+                          f"with train and val > 0 (e.g. {example})")
 
 
 TRAINER_FIELDS: dict[str, Field] = {

@@ -14,9 +14,8 @@ BANNED = [PAD, BOS]
 def tiny_model(cell="gru", attention="additive", input_feeding=False, bidirectional=True, vocab=(9, 7),
                hidden=8, seed=0, **kw) -> Seq2Seq:
     torch.manual_seed(seed)
-    model = Seq2Seq(vocab[0], vocab[1], 6, cell, hidden, 1, bidirectional, 0.0, attention, input_feeding,
-                    kw.pop("decoder_hidden_size", hidden), kw.pop("decoder_num_layers", 1), kw.pop("bridge", "linear"),
-                    **kw)
+    model = Seq2Seq(src_vocab=vocab[0], tgt_vocab=vocab[1], embedding_dim=6, attention=attention,
+                    input_feeding=input_feeding, cell=cell, hidden_size=hidden, bidirectional=bidirectional, **kw)
     return model.eval()
 
 

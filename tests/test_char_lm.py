@@ -8,7 +8,8 @@ import torch
 from rnncli import api
 from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
 from rnncli.errors import DataError
-from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.models.char_lm import CharLM
+from rnncli.tasks.char_lm import generate
 
 
 def test_undecodable_bytes_name_the_file_and_byte_offset(tmp_path):
@@ -100,7 +101,7 @@ def test_prompt_with_unknown_characters_lists_them(trained_run):
 
 def test_top_k_one_is_greedy():
     torch.manual_seed(0)
-    model = CharLM(5, 4, "gru", 8, 1, 0.0)
+    model = CharLM(vocab_size=5, embedding_dim=4, cell="gru", hidden_size=8)
     vocab = CharVocab("abcde")
     greedy = generate(model, vocab, "ab", 20, greedy=True)
     assert generate(model, vocab, "ab", 20, temperature=1.0, top_k=1, seed=1) == greedy

@@ -18,7 +18,7 @@ from rnncli.metrics import classification_metrics
 from rnncli.models.pooling import POOLINGS, last_states, pool
 from rnncli.nn.cells import CELL_NAMES
 from rnncli.tasks import classify
-from rnncli.tasks.classify import TextClassifier
+from rnncli.models.classifier import TextClassifier
 
 SAMPLE = REPO / "data" / "sentiment" / "reviews.tsv"
 
@@ -90,7 +90,8 @@ def test_freeze_needs_embeddings_and_best_metric_is_configurable(tmp_path):
 # --------------------------------------------------------------------------- model
 def tiny_model(cell="lstm", pooling="last", num_layers=2, bidirectional=True) -> TextClassifier:
     torch.manual_seed(0)
-    return TextClassifier(30, 3, 8, cell, 6, num_layers, bidirectional, 0.0, pooling).eval()
+    return TextClassifier(vocab_size=30, num_labels=3, embedding_dim=8, pooling=pooling, cell=cell, hidden_size=6,
+                          num_layers=num_layers, bidirectional=bidirectional).eval()
 
 
 @pytest.mark.parametrize("pooling", POOLINGS)

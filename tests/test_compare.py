@@ -11,7 +11,7 @@ from test_synthetic import synthetic_config
 from typer.testing import CliRunner
 
 from rnncli.cli import app
-from rnncli.errors import ConfigError, RunError
+from rnncli.errors import ArgumentError, ConfigError, RunError
 from rnncli.tools.compare import compare, summarise
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -69,7 +69,7 @@ def test_compare_rejects_keys_that_do_not_apply_to_every_cell_before_training(tm
 
 
 def test_compare_names_unknown_cells(tmp_path):
-    with pytest.raises(ConfigError, match="--cells: unknown cell 'lstn'. Did you mean 'lstm'?"):
+    with pytest.raises(ArgumentError, match="cells has an unknown cell 'lstn'. Did you mean 'lstm'?"):
         compare(tiny(tmp_path), ["lstn"], seeds=1)
 
 
@@ -91,5 +91,5 @@ def test_compare_refuses_to_skip_runs_trained_from_another_config(tmp_path):
     out = tmp_path / "cmp"
     compare(tiny(tmp_path), ["gru"], seeds=1, out_dir=str(out))
     with pytest.raises(RunError, match=r"gru-seed1234 was trained from a different config "
-                                       r"\(trainer.lr: 0.01 -> 0.02\); compare into a new --dir"):
+                                       r"\(trainer.lr: 0.01 -> 0.02\); compare into another directory"):
         compare(tiny(tmp_path), ["gru"], seeds=1, overrides=["trainer.lr=0.02"], out_dir=str(out))

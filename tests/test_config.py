@@ -102,9 +102,9 @@ def test_set_overrides_parse_yaml_scalars_and_validate(tmp_path):
     cfg = load_config(path, ["trainer.lr=3e-3", "model.nonlinearity=relu", "run.name=x", "trainer.max_steps=7"])
     assert cfg["trainer"]["lr"] == 0.003 and cfg["model"]["nonlinearity"] == "relu"
     assert cfg["run"]["name"] == "x" and cfg["trainer"]["max_steps"] == 7
-    with pytest.raises(ConfigError, match=r"--set trainer.lrr=1: unknown key 'lrr' in section 'trainer'. Did you mean 'lr'"):
+    with pytest.raises(ConfigError, match=r"override trainer.lrr=1: unknown key 'lrr' in section 'trainer'. Did you mean 'lr'"):
         load_config(path, ["trainer.lrr=1"])
-    with pytest.raises(ConfigError, match=r"--set model.nonlinearity=sigmoid: model.nonlinearity = 'sigmoid' is not allowed"):
+    with pytest.raises(ConfigError, match=r"override model.nonlinearity=sigmoid: model.nonlinearity = 'sigmoid' is not allowed"):
         load_config(path, ["model.nonlinearity=sigmoid"])
     with pytest.raises(ConfigError, match=r"expected section.key=value"):
         load_config(path, ["trainer.lr"])

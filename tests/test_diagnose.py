@@ -113,7 +113,7 @@ def test_diagnose_names_tasks_without_a_probe_batch():
 
     from rnncli.tools.diagnose import probe
 
-    with pytest.raises(RunError, match="diagnose works for the adding, copy_memory and char_lm tasks "
+    with pytest.raises(RunError, match="diagnose works for the char_lm, adding, copy_memory tasks "
                                        r"\(this task's model, Linear, has no probe batch\)"):
         probe(SimpleNamespace(model=torch.nn.Linear(1, 1)), 4)
 

@@ -12,9 +12,11 @@ from typer.testing import CliRunner
 from rnncli import api
 from rnncli.cli import app
 from rnncli.config import load_config
-from rnncli.errors import ConfigError
+from rnncli.errors import ArgumentError, ConfigError
+from rnncli.schema import recurrent_model_fields
 from rnncli.tools.bench import bench
 from rnncli.training import precision
+from rnncli.training.step import TrainingStep
 
 runner = CliRunner()
 NATIVE_BF16, _ = precision.hardware_support("bf16", torch.device("cpu"))
@@ -39,16 +41,22 @@ def test_bad_impl_value_lists_the_choices(make_config):
 
 
 def test_both_impls_train_to_the_same_weights(make_config, tmp_path):
-    """Same seed, same data: the hand-written and the autograd path give the same run (float32)."""
-    losses = {}
-    for impl in ("bptt", "autograd"):
+    """Same seed, same data: the hand-written and the autograd path give the same run (float32),
+    and each run really took its own path (read from the trained model, not assumed from the key)."""
+    losses, paths = {}, {}
+    for impl in recurrent_model_fields()["impl"].choices:
         path = make_config(model={"cell": "peephole_lstm", "impl": impl}, run={"name": impl},
                            trainer={"epochs": 1})
         api.train(str(path), show_progress=False)
         records = [json.loads(line) for line in open(tmp_path / "runs" / impl / "metrics.jsonl")]
         losses[impl] = [r["loss"] for r in records if r["split"] == "train"]
-    assert len(losses["bptt"]) > 3
-    assert losses["bptt"] == pytest.approx(losses["autograd"], rel=1e-4)
+        _, task, _ = api.load_run(str(tmp_path / "runs" / impl), device="cpu")
+        paths[impl] = task.model.rnn.path("cpu")
+    assert len(set(paths.values())) == 2 and "autograd" in paths.values(), paths  # two different paths ran
+    first, *others = losses.values()
+    assert len(first) > 3 and others
+    for other in others:
+        assert other == pytest.approx(first, rel=1e-4)
 
 
 # --------------------------------------------------------------------------- precision
@@ -120,5 +128,14 @@ def test_bench_cli_prints_the_table(make_config):
 
 
 def test_bench_rejects_zero_steps(make_config):
-    with pytest.raises(ValueError, match="--steps"):
+    with pytest.raises(ArgumentError, match=r"^steps must be >= 1 \(got 0\)$"):
         bench(str(make_config()), steps=0)
+
+
+def test_bench_times_the_trainers_own_step(make_config, monkeypatch):
+    """A benchmarked step is a trained step: bench calls TrainingStep (fp16 scaler, value clipping)."""
+    calls = []
+    original = TrainingStep.__call__
+    monkeypatch.setattr(TrainingStep, "__call__", lambda self, *a: calls.append(self.t) or original(self, *a))
+    bench(str(make_config(trainer={"clip_grad_value": 0.5})), steps=2, warmup=1, generate_chars=1)
+    assert len(calls) == 3 and all(t["clip_grad_value"] == 0.5 for t in calls)

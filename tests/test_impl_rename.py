@@ -40,7 +40,7 @@ def test_old_impl_in_a_config_file_names_the_file_and_line(make_config):
 
 
 def test_old_impl_from_set_names_the_override(make_config):
-    with pytest.warns(FutureWarning, match=r"^--set model\.impl=fused: model\.impl = 'fused' is deprecated"):
+    with pytest.warns(FutureWarning, match=r"^override model\.impl=fused: model\.impl = 'fused' is deprecated"):
         cfg = load_config(make_config(model={"cell": "cifg_lstm"}), ["model.impl=fused"])
     assert cfg["model"]["impl"] == "bptt"
 

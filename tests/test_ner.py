@@ -61,15 +61,15 @@ def test_pretrained_vectors_fill_the_word_embedding(tmp_path):
     emb = task.model.embedding.weight
     assert emb[task.vocabs.words.stoi["london"]].tolist() == [5, 6, 7, 8] and not emb.requires_grad
     cfg["model"]["embedding_dim"] = 8
-    with pytest.raises(DataError, match=r"glove.txt holds 4-d vectors but model.embedding_dim = 8; "
+    with pytest.raises(DataError, match=r"glove.txt: the vectors are 4-d but model.embedding_dim is 8; "
                                         r"set model.embedding_dim: 4"):
         ner.build(load_config(write_config(tmp_path, cfg)), torch.device("cpu"))
 
 
 def test_a_missing_split_is_named(tmp_path):
     task = ner.build(load_config(write_config(tmp_path, ner_config(tmp_path, data={"test": None}))), "cpu")
-    with pytest.raises(DataError, match=r"this run has no test split \(set data.test in the config, or use "
-                                        r"--data FILE\)"):
+    with pytest.raises(DataError, match=r"this run has no test split \(set data.test in the config, or score "
+                                        r"a file\)"):
         task.evaluate("test")
 
 
@@ -123,7 +123,7 @@ def test_training_learns_the_sample_and_eval_reports_span_scores(trained_run):
     assert metrics["f1"] > 0.9 and metrics["token_accuracy"] > 0.95
     assert set(metrics["per_type"]) == {"PER", "LOC", "ORG"}
     assert set(metrics["per_type"]["PER"]) == {"precision", "recall", "f1", "support"}
-    saved = json.loads(open(f"{trained_run}/vocab.json").read())
+    saved = json.loads(open(f"{trained_run}/task_state.json").read())
     assert saved["scheme"] == "iob2" and saved["train_scheme"] == "bioes" and saved["tags"][0] == "O"
 
 
@@ -143,8 +143,8 @@ def test_predict_finds_entities_with_token_spans(trained_run):
         {"text": "Ada Lovelace", "type": "PER", "start": 0, "end": 2},
         {"text": "London", "type": "LOC", "start": 5, "end": 6}]
     assert preds[0]["tags"] == ["B-PER", "I-PER", "O", "O", "O", "B-LOC", "O"]  # the files' scheme
-    assert preds[1]["entities"] == [] and ner.format_prediction(preds[1]) == "(no entities)"
-    assert ner.format_prediction(preds[0]) == "Ada Lovelace  PER [0:2]  |  London  LOC [5:6]"
+    assert preds[1]["entities"] == [] and ner.NERTask.format_prediction(preds[1]) == "(no entities)"
+    assert ner.NERTask.format_prediction(preds[0]) == "Ada Lovelace  PER [0:2]  |  London  LOC [5:6]"
     result = CliRunner().invoke(app, ["predict", trained_run, "Grace Hopper worked for IBM ."])
     assert result.exit_code == 0, result.output
     assert result.stdout == "Grace Hopper  PER [0:2]  |  IBM  ORG [4:5]\n"

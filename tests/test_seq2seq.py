@@ -147,7 +147,7 @@ def test_bleu_chrf_and_exact_match_on_detokenized_text():
 
 # --------------------------------------------------------------------------- API and CLI
 def test_train_saves_both_vocabularies_and_evaluates_with_bleu(trained):
-    vocab = json.loads((Path(trained) / "vocab.json").read_text())
+    vocab = json.loads((Path(trained) / "task_state.json").read_text())
     assert vocab["source"][:4] == vocab["target"][:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
     records = [json.loads(x) for x in (Path(trained) / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if r["split"] == "val"]
@@ -182,15 +182,15 @@ def test_cli_generate_translates_a_file(trained, tmp_path):
 
 def test_cli_translation_errors(trained, make_config, tmp_path):
     result = runner.invoke(app, ["generate", trained, "--beam", "2", "--n-best", "3", "--prompt", "hi"])
-    assert result.exit_code == 1 and "--n-best 3 is larger than --beam 2" in result.stderr
+    assert result.exit_code == 1 and "--n-best must not exceed the beam size (2)" in result.stderr
     result = runner.invoke(app, ["generate", trained, "--prompt", "   "])
     assert result.exit_code == 1 and "give a sentence to translate with --prompt TEXT" in result.stderr
     result = runner.invoke(app, ["train", str(make_config(trainer={"max_steps": 2, "epochs": None})), "--quiet"])
     char_run = str(tmp_path / "runs" / "tiny")
     result = runner.invoke(app, ["generate", char_run, "--beam", "2"])
-    assert result.exit_code == 1 and "is a 'char_lm' run; translation (--beam, --n-best, --input)" in result.stderr
+    assert result.exit_code == 1 and "is a 'char_lm' run; translation (--beam, --n-best, --input, --output)" in result.stderr
     result = runner.invoke(app, ["eval", char_run, "--beam", "2"])
-    assert result.exit_code == 1 and "--beam works for seq2seq runs" in result.stderr
+    assert result.exit_code == 1 and "--beam applies to translation runs (seq2seq)" in result.stderr
 
 
 def test_cli_eval_json_with_beam_and_attention_plot(trained, tmp_path):

@@ -7,9 +7,10 @@ from rnncli.data.text import CharVocab
 from rnncli.nn.cells import CELL_NAMES, cell_class, cells_where
 from rnncli.decoding.sampling import next_token
 from rnncli.nn.recurrent import Recurrent
+from rnncli.models.char_lm import CharLM
 from rnncli.nn.state import join_state, split_state
 from rnncli.nn.stepper import Stepper
-from rnncli.tasks.char_lm import CharLM, generate
+from rnncli.tasks.char_lm import generate
 
 CELLS = [(cell, n) for cell in CELL_NAMES for n in cell_class(cell).nonlinearities]
 EVERY_CELL = pytest.mark.parametrize("cell,nonlinearity", CELLS, ids=[f"{c}-{n}" for c, n in CELLS])
@@ -23,7 +24,8 @@ def close(actual, expected):
 
 def tiny_lm(cell: str, nonlinearity: str, num_layers: int, seed: int = 0) -> CharLM:
     torch.manual_seed(seed)
-    model = CharLM(VOCAB, 5, cell, 6, num_layers, 0.0, nonlinearity=nonlinearity).eval()
+    model = CharLM(vocab_size=VOCAB, embedding_dim=5, cell=cell, hidden_size=6, num_layers=num_layers,
+                   nonlinearity=nonlinearity).eval()
     randomize_(model)
     with torch.no_grad():
         model.head.weight.mul_(4.0)  # peaked logits, so a wrong state changes what is sampled

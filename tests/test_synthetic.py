@@ -10,7 +10,7 @@ from conftest import write_config
 
 from rnncli import api
 from rnncli.config import load_config
-from rnncli.errors import ConfigError, DataError
+from rnncli.errors import ArgumentError, ConfigError, DataError
 from rnncli.tasks import adding, copy_memory
 from rnncli.tasks.synthetic import generator
 
@@ -108,8 +108,9 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
 @pytest.mark.parametrize("module", [adding, copy_memory])
 def test_synthetic_tasks_cannot_score_a_file(tmp_path, module):
     cfg = load_config(write_config(tmp_path, synthetic_config(tmp_path, module.__name__.split(".")[-1])))
-    with pytest.raises(DataError, match="generates its data; it cannot score a file \\(drop --data\\)"):
-        module.restore(cfg, {}, {}, torch.device("cpu"), data_file="anything.txt")
+    task = module.build(cfg, torch.device("cpu"))
+    with pytest.raises(ArgumentError, match="data_file cannot be used: the .* task generates its data"):
+        task.load_data("anything.txt")
 
 
 def test_data_keys_are_validated(tmp_path):

@@ -1,4 +1,4 @@
-"""Tag schemes (detect, convert, repair, constraints) and span scores, checked against seqeval."""
+"""Tag schemes (detect, convert, conlleval repairs, constraints) and span scores, checked against seqeval."""
 
 import itertools
 import random
@@ -68,10 +68,10 @@ def test_detect_scheme_on_small_corpora():
     assert detect_scheme([["O", "O"]]) == "iob2"
 
 
-def test_repair_reads_invalid_sequences_as_conlleval_does():
-    assert tagging.repair(["O", "I-PER", "I-PER", "I-LOC"], "iob2") == ["O", "B-PER", "I-PER", "B-LOC"]
-    assert tagging.repair(["B-PER", "I-LOC", "E-LOC", "I-PER"], "bioes") == ["S-PER", "B-LOC", "E-LOC", "S-PER"]
-    assert tagging.repair(["B-PER", "B-PER"], "iob1") == ["I-PER", "B-PER"]
+def test_convert_into_its_own_scheme_repairs_as_conlleval_reads():
+    assert tagging.convert(["O", "I-PER", "I-PER", "I-LOC"], "iob2") == ["O", "B-PER", "I-PER", "B-LOC"]
+    assert tagging.convert(["B-PER", "I-LOC", "E-LOC", "I-PER"], "bioes") == ["S-PER", "B-LOC", "E-LOC", "S-PER"]
+    assert tagging.convert(["B-PER", "B-PER"], "iob1") == ["I-PER", "B-PER"]
 
 
 def test_split_tag_names_the_bad_tag():

@@ -45,7 +45,7 @@ def test_resume_refuses_a_changed_model(tmp_path, make_config):
 def test_existing_run_dir_is_not_overwritten_by_accident(tmp_path, make_config):
     path = make_config(trainer={"max_steps": 2, "epochs": None})
     api.train(str(path), show_progress=False)
-    with pytest.raises(RunError, match=r"already holds a trained run. Continue it with --resume"):
+    with pytest.raises(RunError, match=r"already holds a trained run. Resume it, start afresh with run.overwrite=true"):
         api.train(str(path), show_progress=False)
     api.train(str(path), ["run.overwrite=true"], show_progress=False)
 
@@ -86,7 +86,7 @@ def test_ctrl_c_saves_last_and_the_run_resumes(tmp_path, make_config, monkeypatc
     run_dir = tmp_path / "runs" / "tiny"
     assert summary["status"] == "interrupted" and summary["steps"] == 4
     assert checkpoint.load(run_dir / "last.pt")["trainer"]["step"] == 4
-    assert f"rnncli train {path} --resume {run_dir}" in capsys.readouterr().err
+    assert f"Interrupted at step 4; saved {run_dir / 'last.pt'}." in capsys.readouterr().err
     summary = api.train(str(path), resume=str(run_dir), show_progress=False)
     assert summary["status"] == "finished" and summary["steps"] == 12
 

@@ -1,6 +1,9 @@
-"""Batches of indices for variable-length examples: bucketed for training, sorted for evaluation.
+"""Batches of indices for variable-length examples: shuffled or bucketed for training, sorted for
+evaluation.
 
-    training    shuffle ─► pools of `pool` batches ─► sort each pool by length ─► cut ─► shuffle batches
+    training    shuffle ─► cut                                                 (shuffled_batches)
+                shuffle ─► pools of `pool` batches ─► sort each pool by length ─► cut ─► shuffle batches
+                                                                               (bucketed_batches)
     evaluation  sort everything by length ─► cut (callers put results back in corpus order)
 
 Sorting by length keeps padding small; the pools keep training batches random enough.
@@ -8,6 +11,12 @@ Sorting by length keeps padding small; the pools keep training batches random en
 from __future__ import annotations
 
 import torch
+
+
+def shuffled_batches(count: int, batch_size: int, generator: torch.Generator) -> list[list[int]]:
+    """range(count) shuffled, cut into batches."""
+    order = torch.randperm(count, generator=generator).tolist()
+    return [order[i:i + batch_size] for i in range(0, count, batch_size)]
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, generator: torch.Generator,

@@ -9,6 +9,8 @@ Usage (any task with a `rnncli.data.vocab.Vocab`):
     nn.Embedding.from_pretrained(weights, freeze=True, padding_idx=vocab.pad_id)
     print(coverage.describe())   # "embeddings: 1,234 of 2,000 word types (61.7%), ..."
 
+Tasks call `pretrained_embedding`: the same, plus the check that the vectors fit `model.embedding_dim`.
+
 Real files are messy, so reading is byte-based and line-by-line:
 - lines are split on `\\n` only; a last line without a newline is read like any other;
 - a line that is not valid UTF-8 (GloVe files in the wild have a few cp1252 bytes) is skipped
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from rnncli.data.vocab import PAD, Vocab
+from rnncli.data.vocab import PAD, UNK, Vocab
 from rnncli.errors import DataError
 
 
@@ -95,6 +97,18 @@ def load_vectors(paths: str | Path | list, vocab: Vocab, token_counts: Counter |
         vectors_read=stats["read"], undecodable_lines=stats["undecodable"], bad_lines=stats["bad"],
         duplicates=stats["duplicates"],
     )
+    return weights, coverage
+
+
+def pretrained_embedding(paths: str | list[str], vocab: Vocab, embedding_dim: int, token_counts: Counter,
+                         skip_bad_lines: bool = False, seed: int = 0) -> tuple[torch.Tensor, Coverage]:
+    """Rows (V, embedding_dim) for a task's word embedding: vectors of `vocab`'s words (<unk> keeps
+    a random row, <pad> is zero); an error naming model.embedding_dim when the sizes differ."""
+    weights, coverage = load_vectors(paths, vocab, token_counts, skip_bad_lines, seed, specials=(UNK,))
+    if coverage.dim != embedding_dim:
+        first = paths if isinstance(paths, str) else paths[0]
+        raise DataError(f"{first}: the vectors are {coverage.dim}-d but model.embedding_dim is {embedding_dim}; "
+                        f"set model.embedding_dim: {coverage.dim}")
     return weights, coverage
 
 

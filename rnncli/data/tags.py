@@ -176,11 +176,6 @@ def convert(tags: Sequence[str], scheme: str) -> list[str]:
     return spans_to_tags(spans(tags), len(tags), scheme)
 
 
-def repair(tags: Sequence[str], scheme: str) -> list[str]:
-    """Rewrite an invalid sequence as conlleval would read it (`convert` into its own scheme)."""
-    return convert(tags, scheme)
-
-
 def allowed_transitions(tags: Sequence[str], scheme: str):
     """Which tag may start a sentence, follow another tag, end a sentence, in a valid `scheme`
     sequence: (start [K], transitions [from][to], end [K]) lists of bools."""

@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import torch
 
-from rnncli.errors import RnncliError
+from rnncli.errors import ArgumentError
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """An `ArgumentError` naming the first sampling argument out of range."""
     if not temperature > 0:
-        raise RnncliError(f"--temperature {temperature}: must be > 0 (use --greedy for argmax decoding)")
+        raise ArgumentError("temperature", f"must be > 0 (got {temperature}); greedy decoding takes the argmax")
     if top_k is not None and top_k < 1:
-        raise RnncliError(f"--top-k {top_k}: must be >= 1")
+        raise ArgumentError("top_k", f"must be >= 1 (got {top_k})")
     if top_p is not None and not 0 < top_p <= 1:
-        raise RnncliError(f"--top-p {top_p}: must be in (0, 1]")
+        raise ArgumentError("top_p", f"must be in (0, 1] (got {top_p})")
 
 
 def next_token(

@@ -1,4 +1,5 @@
-"""Greedy and batched beam-search decoding over a seq2seq model's `encode` / `step`.
+"""Greedy and batched beam-search decoding over a seq2seq model's `encode` / `step`, and greedy
+decoding of one sentence that keeps its attention weights (`greedy_attention`, for the heat-map).
 
 Both decode many sentences at once; beam search keeps all B sentences x K beams in one tensor:
 
@@ -76,6 +77,23 @@ def greedy(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, ban
         if all(done):
             break
     return [Hypothesis(tokens[b], logprob[b], logprob[b]) for b in range(batch)]
+
+
+@torch.no_grad()
+def greedy_attention(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, banned: list[int],
+                     max_len: int) -> tuple[list[int], list[list[float]]]:
+    """Greedy decoding of ONE sentence (src (1, S)) -> output ids (with <eos>) and weights (T_out, S)."""
+    model.eval()
+    memory, state = model.encode(src, lengths)
+    token, out, rows = torch.tensor([bos], device=src.device), [], []
+    for _ in range(max_len):
+        logp, state, weights = step_logprobs(model, token, state, memory, banned)
+        token = logp.argmax(-1)
+        out.append(token.item())
+        rows.append([round(w, 4) for w in weights[0].tolist()])
+        if out[-1] == eos:
+            break
+    return out, rows
 
 
 @torch.no_grad()

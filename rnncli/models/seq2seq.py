@@ -23,7 +23,6 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
-from rnncli.nn.cells import cell_class
 from rnncli.nn.recurrent import Recurrent
 from rnncli.nn.state import State, lengths_mask
 
@@ -115,21 +114,29 @@ class Bridge(nn.Module):
 
 
 class Seq2Seq(nn.Module):
-    def __init__(self, src_vocab: int, tgt_vocab: int, embedding_dim: int, cell: str, hidden_size: int,
-                 num_layers: int, bidirectional: bool, dropout: float, attention: str, input_feeding: bool,
-                 decoder_hidden_size: int, decoder_num_layers: int, bridge: str, pad_id: int = 0,
-                 **cell_options):
+    """Encoder, bridge, decoder and attention (see the module docstring).
+
+    `recurrent` are the encoder's `Recurrent` keyword arguments (cell, hidden_size, num_layers,
+    bidirectional, dropout, ...). The decoder takes the same ones, except its own size
+    (`decoder_hidden_size`, `decoder_num_layers`; None: the encoder's) and one direction.
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, embedding_dim: int, attention: str = "additive",
+                 input_feeding: bool = False, decoder_hidden_size: int | None = None,
+                 decoder_num_layers: int | None = None, bridge: str = "linear", pad_id: int = 0, **recurrent):
         super().__init__()
         self.attention_kind, self.input_feeding = attention, input_feeding and attention != "none"
         self.src_embedding = nn.Embedding(src_vocab, embedding_dim, padding_idx=pad_id)
         self.tgt_embedding = nn.Embedding(tgt_vocab, embedding_dim, padding_idx=pad_id)
-        self.encoder = Recurrent(cell, embedding_dim, hidden_size, num_layers, bidirectional, dropout, **cell_options)
-        enc_size = self.encoder.output_size
-        has_c = cell_class(cell).state_kind == "hc"  # the state is (h, c): the bridge maps c too
+        self.encoder = Recurrent(input_size=embedding_dim, **recurrent)
+        enc_size, cell, dropout = self.encoder.output_size, self.encoder.cell, self.encoder.dropout
+        decoder_hidden_size = decoder_hidden_size or self.encoder.hidden_size
+        decoder_num_layers = decoder_num_layers or self.encoder.num_layers
+        has_c = self.encoder.cell_class.state_kind == "hc"  # the state is (h, c): the bridge maps c too
         self.bridge = Bridge(bridge, enc_size, decoder_hidden_size, decoder_num_layers, has_c)
         dec_in = embedding_dim + (decoder_hidden_size if self.input_feeding else 0)
-        self.decoder = Recurrent(cell, dec_in, decoder_hidden_size, decoder_num_layers, False, dropout,
-                                 **cell_options)
+        self.decoder = Recurrent(**{**recurrent, "input_size": dec_in, "hidden_size": decoder_hidden_size,
+                                    "num_layers": decoder_num_layers, "bidirectional": False})
         if attention != "none":
             self.attention = Attention(attention, decoder_hidden_size, enc_size)
             self.combine = nn.Linear(enc_size + decoder_hidden_size, decoder_hidden_size, bias=False)  # W_c

@@ -45,11 +45,13 @@ class CharEncoder(nn.Module):
 class Tagger(nn.Module):
     """Word (+ char) features -> recurrent stack -> per-token tag scores (-> CRF)."""
 
-    def __init__(self, num_words: int, num_tags: int, embedding_dim: int, cell: str, hidden_size: int,
-                 num_layers: int, bidirectional: bool, dropout: float, crf: bool = False,
+    def __init__(self, num_words: int, num_tags: int, embedding_dim: int, crf: bool = False,
                  allowed=None, chars: CharEncoder | None = None, vectors: torch.Tensor | None = None,
-                 freeze_embeddings: bool = False, **cell_options):
+                 freeze_embeddings: bool = False, **recurrent):
+        """`recurrent` are the `Recurrent` keyword arguments (cell, hidden_size, num_layers,
+        bidirectional, dropout, ...); the same dropout rate is applied around the recurrent stack."""
         super().__init__()
+        dropout = recurrent.get("dropout", 0.0)
         self.embedding = nn.Embedding(num_words, embedding_dim, padding_idx=0)
         if vectors is not None:
             self.embedding.weight.data.copy_(vectors)
@@ -57,8 +59,7 @@ class Tagger(nn.Module):
         self.chars = chars
         features = embedding_dim + (chars.output_size if chars is not None else 0)
         self.dropout = nn.Dropout(dropout)
-        self.rnn = Recurrent(cell, features, hidden_size, num_layers, bidirectional=bidirectional,
-                             dropout=dropout, **cell_options)
+        self.rnn = Recurrent(input_size=features, **recurrent)
         self.head = nn.Linear(self.rnn.output_size, num_tags)
         self.crf = CRF(num_tags, allowed) if crf else None
 

@@ -47,13 +47,6 @@ from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask,
 IMPLS = ("auto", "bptt", "autograd")
 _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-# model-config keys that become `Recurrent` keyword arguments when present
-CELL_OPTIONS = ("nonlinearity", "recurrent_init", "input_init", "forget_bias", "impl")
-
-
-def cell_options(model_cfg: dict) -> dict:
-    """The `Recurrent` keyword arguments found in a resolved `model` config section."""
-    return {k: model_cfg[k] for k in CELL_OPTIONS if k in model_cfg}
 
 
 class Recurrent(nn.Module):

@@ -1,43 +1,91 @@
 """Task registry. A task owns data -> model -> loss -> metrics -> decode for one kind of problem.
 
-Each task module provides:
+Each task module (one per task, read top to bottom) provides:
 
     SCHEMA                      {"data": {...}, "model": {...}, "trainer": {...}}: its own config
                                 fields (rnncli.schema.Field); trainer/run fields are shared
-    check(cfg, where)           optional cross-key checks; raise ConfigError(f"{where('data', 'x')}: ...")
-    build(cfg, device)          -> a Task (rnncli/tasks/base.py), data loaded, ready to train
-    restore(cfg, task_state, model_state, device, data_file=None)
-                                -> a trained Task from a checkpoint; `task.load_data()` then loads
-                                the evaluation data (the config's splits, or `data_file`)
-    optional:
-    generate(...)               char_lm: sample text (rnncli generate)
-    predict(task, texts)        -> one plain dict per input text (rnncli predict)
-    format_prediction(pred)     -> one line of text for a prediction dict
-    write_predictions(preds, path)  the task's own output file format (ner: CoNLL) for --output
-    metric_tables(metrics)      -> rich renderables for `rnncli eval` beyond the scalar table
+    check(cfg, where)           cross-key checks; raise ConfigError(f"{where('data', 'x')}: ...")
+    build(cfg, device)          -> a Task, data loaded, ready to train
+    restore(cfg, task_state, model_state, device)
+                                -> a trained Task from a checkpoint, without data;
+                                `task.load_data(data_file=None)` then loads the evaluation data
 
-The trainer only sees the `Task` protocol.
+and a task class implementing the `Task` protocol (rnncli/tasks/base.py: what the trainer needs,
+`load_data` included). What a task can do beyond training and scoring is declared here, as the
+capability protocols of rnncli/tasks/base.py its class implements:
+
+    SamplesText         generate(prompt, length, temperature, ...)     char_lm
+    Predicts            predict(texts), format_prediction(pred)        classify, ner
+    WritesPredictions   write_predictions(preds, path)                 ner (CoNLL)
+    Translates          translate(sentences, beam, n_best), format_translation(result, n_best),
+                        evaluate(split, beam)                          seq2seq
+    MapsAttention       attention_map(split, index)                    seq2seq
+    Probes              probe(batch_size), for `rnncli diagnose`       char_lm, adding, copy_memory
+    RendersMetrics      metric_tables(metrics), for `rnncli eval`      classify, ner, seq2seq
+
+`api`, the CLI and the tools dispatch on `task_spec(name).can(Capability)`; nothing probes a task
+object for methods. A new task is one module plus its import and one line in `TASKS`.
 """
 
 from __future__ import annotations
 
-import importlib
+from dataclasses import dataclass
+from types import ModuleType
 
 from rnncli.schema import RUN_FIELDS, TRAINER_FIELDS
+from rnncli.tasks import adding, char_lm, classify, copy_memory, ner, seq2seq
+from rnncli.tasks.base import (
+    MapsAttention,
+    Predicts,
+    Probes,
+    RendersMetrics,
+    SamplesText,
+    Translates,
+    WritesPredictions,
+)
 
-TASK_MODULES = {
-    "char_lm": "rnncli.tasks.char_lm",
-    "classify": "rnncli.tasks.classify",
-    "ner": "rnncli.tasks.ner",
-    "seq2seq": "rnncli.tasks.seq2seq",
-    "adding": "rnncli.tasks.adding",
-    "copy_memory": "rnncli.tasks.copy_memory",
-}
-TASK_NAMES = tuple(TASK_MODULES)
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One registered task: its module, its task class and the capabilities that class implements."""
+
+    name: str
+    module: ModuleType  # SCHEMA, check, build, restore
+    task_class: type
+    capabilities: tuple[type, ...] = ()
+
+    def can(self, capability: type) -> bool:
+        return capability in self.capabilities
 
 
-def task_module(name: str):
-    return importlib.import_module(TASK_MODULES[name])
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
+    TaskSpec("char_lm", char_lm, char_lm.CharLMTask, (SamplesText, Probes)),
+    TaskSpec("classify", classify, classify.ClassifyTask, (Predicts, RendersMetrics)),
+    TaskSpec("ner", ner, ner.NERTask, (Predicts, WritesPredictions, RendersMetrics)),
+    TaskSpec("seq2seq", seq2seq, seq2seq.Seq2SeqTask, (Translates, MapsAttention, RendersMetrics)),
+    TaskSpec("adding", adding, adding.AddingTask, (Probes,)),
+    TaskSpec("copy_memory", copy_memory, copy_memory.CopyMemoryTask, (Probes,)),
+)}
+TASK_NAMES = tuple(TASKS)
+
+
+def task_spec(name: str) -> TaskSpec:
+    return TASKS[name]
+
+
+def task_module(name: str) -> ModuleType:
+    """The module of task `name` (SCHEMA, check, build, restore)."""
+    return TASKS[name].module
+
+
+def spec_of(task) -> TaskSpec | None:
+    """The registry entry of a task object (by its class), or None for an object of no registered task."""
+    return next((spec for spec in TASKS.values() if type(task) is spec.task_class), None)
+
+
+def tasks_that(capability: type) -> list[str]:
+    """Names of the tasks that declare `capability`, in registry order."""
+    return [name for name, spec in TASKS.items() if spec.can(capability)]
 
 
 def task_schema(name: str) -> dict:

@@ -25,16 +25,17 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.errors import DataError
+from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
-    SequenceModel,
     build_model,
+    check,  # noqa: F401  (the task contract: no cross-key rules)
     data_fields,
     eval_splits,
     model_fields,
+    no_data_file,
 )
 
-CHANCE_MSE = 1 / 6  # Var(U1 + U2) for independent U[0, 1]: predicting the mean, 1, scores this
 TOLERANCE = 0.04
 
 SCHEMA = {"data": data_fields(T=100), "model": model_fields()}
@@ -64,23 +65,26 @@ def chance_mse(targets: torch.Tensor) -> float:
 @dataclass
 class AddingTask:
     model: SequenceModel
-    T: int
+    data: dict  # the config's data section: T, steps_per_epoch, val_size, test_size
     batch_size: int
     seed: int
-    steps_per_epoch: int
     splits: dict  # split -> (inputs (N, T, 2), targets (N,)) on the device
     device: torch.device
     metric: str = "mse"
     higher_is_better: bool = False
 
+    def load_data(self, data_file: str | None = None) -> None:
+        no_data_file("adding", data_file)
+        self.splits.update(eval_splits(make_examples, self.data, self.seed, self.device))
+
     def num_train_batches(self) -> int:
-        return self.steps_per_epoch
+        return self.data["steps_per_epoch"]
 
     def train_batches(self, epoch: int) -> GeneratedBatches:
-        return GeneratedBatches(self._make_batch, self.seed, epoch, self.steps_per_epoch)
+        return GeneratedBatches(self._make_batch, self.seed, epoch, self.data["steps_per_epoch"])
 
     def _make_batch(self, gen: torch.Generator):
-        x, y = make_examples(self.batch_size, self.T, gen)
+        x, y = make_examples(self.batch_size, self.data["T"], gen)
         return x.to(self.device), y.to(self.device)
 
     def initial_carry(self):
@@ -105,7 +109,7 @@ class AddingTask:
                 "accuracy": accuracy, "examples": len(y)}
 
     def state(self) -> dict:
-        return {"T": self.T}
+        return {"T": self.data["T"]}
 
     def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """For `rnncli diagnose`: recurrent inputs (B, T, 2) and loss(outputs (B, T, H))."""
@@ -116,17 +120,12 @@ class AddingTask:
 def build(cfg: dict, device: torch.device) -> AddingTask:
     d, t = cfg["data"], cfg["trainer"]
     model = build_model(2, 1, cfg["model"]).to(device)
-    return AddingTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"],
-                      eval_splits(make_examples, d, t["seed"], device), device)
+    splits = eval_splits(make_examples, d, t["seed"], device)
+    return AddingTask(model, d, t["batch_size"], t["seed"], splits, device)
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> AddingTask:
-    if data_file is not None:
-        raise DataError("the adding task generates its data; it cannot score a file (drop --data)")
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> AddingTask:
     model = build_model(2, 1, cfg["model"]).to(device)
     model.load_state_dict(model_state)
     d, t = cfg["data"], cfg["trainer"]
-    task = AddingTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"], {}, device)
-    task.load_data = lambda: task.splits.update(eval_splits(make_examples, d, t["seed"], device))
-    return task
+    return AddingTask(model, d, t["batch_size"], t["seed"], {}, device)

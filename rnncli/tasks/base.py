@@ -1,10 +1,20 @@
-"""The contract between a task and the trainer."""
+"""The task contract: `Task` is what the trainer (and every command) needs from a task; the
+small capability protocols below are what a task can do beyond training and scoring.
+
+A task class implements `Task` and the capabilities it lists in the registry
+(rnncli/tasks/__init__.py); `api`, the CLI and the tools ask the registry (`spec.can(Translates)`)
+and never probe a task object for methods. tests/test_tasks.py checks that every task
+implements exactly the capabilities it declares.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from rnncli.data.text import CharVocab
 
 
 class Task(Protocol):
@@ -32,3 +42,77 @@ class Task(Protocol):
 
     def state(self) -> dict:
         """Plain data (vocabularies, ...) saved in checkpoints to rebuild the task at eval time."""
+
+    def load_data(self, data_file: str | None = None) -> None:
+        """Load the evaluation splits: the config's, or the file `data_file` as the split "file".
+
+        `build` loads the data itself; a task rebuilt by `restore` has none until this is called.
+        """
+
+
+# --------------------------------------------------------------------------- capabilities
+class SamplesText(Protocol):
+    """Generates text one character at a time (char_lm; `rnncli generate`)."""
+
+    vocab: CharVocab  # the characters it reads and writes
+
+    def generate(self, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+                 on_text: Callable[[str], None] | None = None) -> str:
+        """Prime the state with `prompt`, then sample `length` characters (`on_text` streams them)."""
+
+
+class Predicts(Protocol):
+    """Predicts for raw input texts: a label (classify) or tags and entities (ner); `rnncli predict`."""
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        """One plain dict per input text."""
+
+    @staticmethod
+    def format_prediction(prediction: dict) -> str:
+        """One line of text for a prediction dict."""
+
+
+class WritesPredictions(Protocol):
+    """Writes predictions in the task's own file format (ner: CoNLL); `rnncli predict --output`."""
+
+    @staticmethod
+    def write_predictions(predictions: list[dict], path: str) -> None: ...
+
+
+class Translates(Protocol):
+    """Translates sentences with greedy or beam search (seq2seq); `rnncli generate`, `eval --beam`."""
+
+    def translate(self, sentences: list[str], beam: int | None = None, n_best: int = 1) -> list[dict]:
+        """{"source", "translations": [{"text", "score"}, ...]} per sentence, best first."""
+
+    @staticmethod
+    def format_translation(result: dict, n_best: int = 1) -> str: ...
+
+    def evaluate(self, split: str, beam: int | None = None) -> dict:
+        """Scores with free decoding at this beam size (None: the config's)."""
+
+
+class MapsAttention(Protocol):
+    """Shows where the decoder attends for one sentence (seq2seq; `rnncli eval --attention-plot`)."""
+
+    def attention_map(self, split: str, index: int = 0) -> dict:
+        """{"source": tokens, "output": tokens, "weights": (T_out, S) nested lists}."""
+
+
+class Probes(Protocol):
+    """Gives `rnncli diagnose` one validation batch for the recurrent stack `model.rnn`."""
+
+    def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """Recurrent inputs (B, T, I) and loss(outputs (B, T, H)) -> scalar."""
+
+
+class RendersMetrics(Protocol):
+    """Tables beyond the scalar metrics for `rnncli eval` (per class, per type, examples)."""
+
+    @staticmethod
+    def metric_tables(metrics: dict) -> list:
+        """rich renderables."""
+
+
+CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics)

@@ -3,10 +3,12 @@
     data    one text file cut in order into train/val/test fractions, or separate files;
             a character vocabulary; B parallel streams cut into BPTT windows (data/text.py)
     model   embedding -> recurrent stack (any zoo cell) -> dropout -> linear over characters
+            (rnncli/models/char_lm.py)
     loss    cross-entropy of the next character, hidden state carried across windows and
             detached (stateful truncated BPTT), reset at each epoch
     metrics loss in nats/char, bits per char (loss / ln 2), perplexity (exp loss)
     decode  `generate`: the prompt primes the state, then sample one character at a time
+    probe   one BPTT window of the validation text, for `rnncli diagnose`
 """
 
 from __future__ import annotations
@@ -16,16 +18,15 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
 from rnncli.decoding.sampling import check_sampling, next_token
-from rnncli.errors import ConfigError, DataError
-from rnncli.nn.recurrent import Recurrent
+from rnncli.errors import ArgumentError, ConfigError, DataError
+from rnncli.models.char_lm import CharLM
 from rnncli.nn.state import detach_state, split_state
 from rnncli.nn.stepper import Stepper
-from rnncli.schema import Field, recurrent_model_fields
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 
 def _has_path(cfg: dict) -> bool:
@@ -61,10 +62,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
         raise ConfigError(f"{where('data')}: set either data.path (one file with data.split) or data.train "
                           f"(+ data.val, data.test), not both and not neither")
     if d["path"] is not None:
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.9, 0.05, 0.05])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     elif d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
 
@@ -79,27 +77,8 @@ def load_splits(data: dict) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- model
-class CharLM(nn.Module):
-    """Embedding -> recurrent stack -> dropout -> linear over the vocabulary."""
-
-    def __init__(self, vocab_size: int, embedding_dim: int, cell: str, hidden_size: int, num_layers: int,
-                 dropout: float, **cell_options):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim)
-        self.rnn = Recurrent(cell, embedding_dim, hidden_size, num_layers, dropout=dropout, **cell_options)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden_size, vocab_size)
-
-    def forward(self, x: torch.Tensor, state=None):
-        """x (B, T) ids -> logits (B, T, V) and the final state."""
-        out, state = self.rnn(self.embedding(x), state=state)  # (B, T, H)
-        return self.head(self.dropout(out)), state
-
-
 def build_model(vocab_size: int, m: dict) -> CharLM:
-    options = {k: m[k] for k in ("nonlinearity", "recurrent_init", "input_init", "forget_bias") if k in m}
-    return CharLM(vocab_size, m["embedding_dim"], m["cell"], m["hidden_size"], m["num_layers"],
-                  m["dropout"], **options)
+    return CharLM(vocab_size=vocab_size, embedding_dim=m["embedding_dim"], **recurrent_kwargs(m))
 
 
 # --------------------------------------------------------------------------- the task
@@ -107,11 +86,24 @@ def build_model(vocab_size: int, m: dict) -> CharLM:
 class CharLMTask:
     model: CharLM
     vocab: CharVocab
+    data: dict  # the config's data section
     splits: dict[str, torch.Tensor]  # split -> ids (N,) on the device
     batch_size: int
     bptt: int
     metric: str = "loss"
     higher_is_better: bool = False
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def load_data(self, data_file: str | None = None) -> None:
+        if data_file is not None:
+            text = read_text(data_file, self.data["encoding"])
+            self.splits = {"file": self.vocab.encode(text, source=data_file).to(self.device)}
+        else:
+            self.splits = {s: self.vocab.encode(t, source=f"{s} split").to(self.device)
+                           for s, t in load_splits(self.data).items() if t}
 
     def num_train_batches(self) -> int:
         return len(self.train_batches(0))
@@ -136,6 +128,20 @@ class CharLMTask:
     def state(self) -> dict:
         return {"chars": self.vocab.chars}
 
+    def generate(self, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+                 on_text: Callable[[str], None] | None = None) -> str:
+        return generate(self.model, self.vocab, prompt, length, temperature, top_k, top_p, greedy, seed, on_text)
+
+    def probe(self, batch_size: int):
+        """For `rnncli diagnose`: the first BPTT window of the validation text (the training text
+        when there is none) as embeddings (B, bptt, E), and loss(outputs (B, bptt, H))."""
+        ids = self.splits.get("val", self.splits.get("train"))
+        x, y = BPTTWindows(batchify(ids, batch_size), self.bptt)[0]  # (B, bptt) each
+        head = self.model.head
+        return self.model.embedding(x).detach(), lambda out: F.cross_entropy(
+            head(out).reshape(-1, head.out_features), y.reshape(-1))
+
 
 @torch.no_grad()
 def stream_metrics(model: CharLM, ids: torch.Tensor, batch_size: int, bptt: int) -> dict[str, float]:
@@ -159,27 +165,15 @@ def build(cfg: dict, device: torch.device) -> CharLMTask:
     vocab = CharVocab.from_texts(*texts.values())
     splits = {s: vocab.encode(t).to(device) for s, t in texts.items() if t}
     model = build_model(len(vocab), cfg["model"]).to(device)
-    return CharLMTask(model, vocab, splits, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
+    return CharLMTask(model, vocab, cfg["data"], splits, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> CharLMTask:
-    """Rebuild a trained task from a checkpoint: the saved vocabulary, weights, and data on demand."""
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> CharLMTask:
+    """Rebuild a trained task from a checkpoint: the saved vocabulary and weights; data on demand."""
     vocab = CharVocab(task_state["chars"])
     model = build_model(len(vocab), cfg["model"]).to(device)
     model.load_state_dict(model_state)
-    task = CharLMTask(model, vocab, {}, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
-    task.load_data = lambda: _load_eval_data(task, cfg, device, data_file)
-    return task
-
-
-def _load_eval_data(task: CharLMTask, cfg: dict, device, data_file: str | None) -> None:
-    if data_file is not None:
-        text = read_text(data_file, cfg["data"]["encoding"])
-        task.splits = {"file": task.vocab.encode(text, source=data_file).to(device)}
-    else:
-        task.splits = {s: task.vocab.encode(t, source=f"{s} split").to(device)
-                       for s, t in load_splits(cfg["data"]).items() if t}
+    return CharLMTask(model, vocab, cfg["data"], {}, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
 
 
 # --------------------------------------------------------------------------- decode
@@ -194,6 +188,8 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
     for a 2x512 LSTM on 2 CPU cores, same samples (benchmarks/generation_speed.py).
     """
     check_sampling(temperature, top_k, top_p)
+    if length < 0:
+        raise ArgumentError("length", f"must be >= 0 (got {length})")
     if not prompt:
         raise DataError("the prompt is empty: give at least one character to start from")
     missing = vocab.missing(prompt)

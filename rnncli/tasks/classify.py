@@ -3,11 +3,13 @@
     data    TSV / CSV / one-file-per-class readers (data/tabular.py), separate train/val/test
             files or one list of files cut by a seeded shuffle; a word (or character)
             vocabulary built on the training split; padded batches + lengths, optionally
-            bucketed by length (similar lengths batched together, batch order shuffled)
+            bucketed by length (similar lengths batched together, batch order shuffled;
+            rnncli/data/batching.py)
     model   embedding (optionally pretrained GloVe / word2vec, frozen or not)
               -> recurrent stack (any zoo cell, stacked, bidirectional)
               -> pooling over the real steps: last | mean | max | attention
               -> dropout -> linear over the labels (softmax in the loss / at prediction)
+            (rnncli/models/classifier.py)
     loss    cross-entropy of the label
     metrics loss, accuracy, macro-F1, per-class precision / recall / F1, confusion matrix
     decode  `predict`: label and probability for raw texts
@@ -26,10 +28,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from rnncli.data.embeddings import load_vectors
+from rnncli.data.batching import bucketed_batches, length_sorted_batches, shuffled_batches
+from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.tabular import (
     FORMATS,
     Example,
@@ -38,12 +40,12 @@ from rnncli.data.tabular import (
     split_examples,
 )
 from rnncli.data.tokenize import TOKENIZERS, tokenize
-from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.metrics import classification_metrics
-from rnncli.models.pooling import POOLINGS, Attention, pool
-from rnncli.nn.recurrent import Recurrent, cell_options
-from rnncli.schema import Field, recurrent_model_fields
+from rnncli.models.classifier import TextClassifier
+from rnncli.models.pooling import POOLINGS
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 EVAL_BATCH = 256
 
@@ -112,10 +114,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
         raise ConfigError(f"{where('data')}: set either data.path (file(s) cut by data.split) or data.train "
                           f"(+ data.val, data.test), not both and not neither")
     if d["path"] is not None:
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     elif d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
     if d["format"] != "per_class":
@@ -164,39 +163,11 @@ class Encoded:
 
 
 # --------------------------------------------------------------------------- model
-class TextClassifier(nn.Module):
-    """Embedding -> recurrent stack -> pooling -> dropout -> linear over the labels."""
-
-    def __init__(self, vocab_size: int, num_labels: int, embedding_dim: int, cell: str, hidden_size: int,
-                 num_layers: int, bidirectional: bool, dropout: float, pooling: str,
-                 embedding_dropout: float = 0.0, word_dropout: float = 0.0, pad_id: int = 0, unk_id: int = 1,
-                 **cell_options):
-        super().__init__()
-        self.pooling, self.word_dropout, self.pad_id, self.unk_id = pooling, word_dropout, pad_id, unk_id
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.rnn = Recurrent(cell, embedding_dim, hidden_size, num_layers, bidirectional=bidirectional,
-                             dropout=dropout, **cell_options)
-        size = self.rnn.output_size  # D*H
-        self.attention = Attention(size) if pooling == "attention" else None
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(size, num_labels)
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x (B, T) ids, lengths (B,) -> logits (B, num_labels)."""
-        if self.training and self.word_dropout > 0:
-            drop = (torch.rand(x.shape, device=x.device) < self.word_dropout) & (x != self.pad_id)
-            x = x.masked_fill(drop, self.unk_id)
-        out, state = self.rnn(self.embedding_dropout(self.embedding(x)), lengths)  # (B, T, D*H)
-        pooled = pool(self.pooling, out, state, lengths, self.rnn.num_directions, self.attention)
-        return self.head(self.dropout(pooled))
-
-
 def build_model(vocab: Vocab, num_labels: int, m: dict) -> TextClassifier:
-    options = cell_options(m)
-    return TextClassifier(len(vocab), num_labels, m["embedding_dim"], m["cell"], m["hidden_size"],
-                          m["num_layers"], m["bidirectional"], m["dropout"], m["pooling"],
-                          m["embedding_dropout"], m["word_dropout"], vocab.pad_id, vocab.unk_id, **options)
+    return TextClassifier(vocab_size=len(vocab), num_labels=num_labels, embedding_dim=m["embedding_dim"],
+                          pooling=m["pooling"], embedding_dropout=m["embedding_dropout"],
+                          word_dropout=m["word_dropout"], pad_id=vocab.pad_id, unk_id=vocab.unk_id,
+                          **recurrent_kwargs(m))
 
 
 # --------------------------------------------------------------------------- the task
@@ -205,37 +176,33 @@ class ClassifyTask:
     model: TextClassifier
     vocab: Vocab
     labels: list[str]
-    tokenizer: str
-    lowercase: bool
+    data: dict  # the config's data section (files, tokenizer, lowercasing, bucketing)
     splits: dict[str, Encoded]
     batch_size: int
     seed: int
-    bucket: bool
     device: torch.device
     metric: str = "accuracy"
     higher_is_better: bool = True
+
+    def load_data(self, data_file: str | None = None) -> None:
+        d = self.data
+        if data_file is not None:
+            self.splits = {"file": self.encode(_read(d, [data_file]), d["skip_bad_lines"])}
+        else:
+            self.splits = {s: self.encode(e, d["skip_bad_lines"]) for s, e in load_splits(d).items()}
 
     def num_train_batches(self) -> int:
         return math.ceil(len(self.splits["train"]) / self.batch_size)
 
     def train_batches(self, epoch: int) -> list:
-        """Shuffled with a generator seeded by (seed, epoch), so a resumed run sees the same batches.
-
-        With bucketing, each window of 50 batches' worth of examples is sorted by length and
-        cut into batches, then the batch order is shuffled:
-            shuffle -> [w0 | w1 | ...] -> sort each window -> cut -> shuffle batches
-        """
+        """Shuffled with a generator seeded by (seed, epoch), so a resumed run sees the same batches;
+        with data.bucket, sorted by length within pools of 50 batches (rnncli/data/batching.py)."""
         data = self.splits["train"]
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(data), generator=generator).tolist()
-        size = self.batch_size
-        if self.bucket:
-            window = size * 50
-            order = [i for w in range(0, len(order), window)
-                     for i in sorted(order[w:w + window], key=lambda i: len(data.ids[i]))]
-        batches = [order[b:b + size] for b in range(0, len(order), size)]
-        if self.bucket:
-            batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+        if self.data["bucket"]:
+            batches = bucketed_batches([len(ids) for ids in data.ids], self.batch_size, generator)
+        else:
+            batches = shuffled_batches(len(data), self.batch_size, generator)
         return [self._collate(data, b) for b in batches]
 
     def _collate(self, data: Encoded, index: list[int]):
@@ -257,10 +224,8 @@ class ClassifyTask:
             raise DataError(f"this run has no {split} split (or it is empty)")
         data = self.splits[split]
         self.model.eval()
-        order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))  # less padding
         total, pred = 0.0, [0] * len(data)
-        for b in range(0, len(order), EVAL_BATCH):
-            index = order[b:b + EVAL_BATCH]
+        for index in length_sorted_batches([len(ids) for ids in data.ids], EVAL_BATCH):  # less padding
             x, lengths, y = self._collate(data, index)
             logits = self.model(x, lengths)
             total += F.cross_entropy(logits, y, reduction="sum").item()
@@ -271,6 +236,52 @@ class ClassifyTask:
     def state(self) -> dict:
         return {"itos": self.vocab.itos, "labels": self.labels}
 
+    # ---- decode: predictions for raw texts, and how `rnncli` shows them
+    @torch.no_grad()
+    def predict(self, texts: list[str]) -> list[dict]:
+        """{text, label, probability} for each raw text."""
+        ids = []
+        for number, text in enumerate(texts, start=1):
+            tokens = tokenize(text, self.data["tokenizer"], self.data["lowercase"])
+            if not tokens:
+                raise DataError(f"input {number} is empty ({text!r}): nothing to classify")
+            ids.append(self.vocab.encode(tokens))
+        self.model.eval()
+        out = []
+        for b in range(0, len(ids), EVAL_BATCH):
+            x, lengths = pad_batch(ids[b:b + EVAL_BATCH], self.vocab.pad_id)
+            probs = self.model(x.to(self.device), lengths).softmax(-1)  # (B, num_labels)
+            best = probs.max(-1)
+            for text, p, c in zip(texts[b:b + EVAL_BATCH], best.values.tolist(), best.indices.tolist()):
+                out.append({"text": text, "label": self.labels[c], "probability": round(p, 4)})
+        return out
+
+    @staticmethod
+    def format_prediction(prediction: dict) -> str:
+        return f"{prediction['label']}\t{prediction['probability']:.3f}\t{prediction['text']}"
+
+    @staticmethod
+    def metric_tables(metrics: dict) -> list:
+        """Per-class precision / recall / F1 and the confusion matrix, as rich tables."""
+        from rich.table import Table
+
+        if "per_class" not in metrics:
+            return []
+        per_class = Table(title="per class", header_style="bold")
+        for name in ("label", "precision", "recall", "f1", "support"):
+            per_class.add_column(name, justify="left" if name == "label" else "right")
+        for label, s in metrics["per_class"].items():
+            per_class.add_row(label, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}",
+                              str(s["support"]))
+        labels = metrics["labels"]
+        confusion = Table(title="confusion matrix (rows: gold, columns: predicted)", header_style="bold")
+        confusion.add_column("gold \\ predicted")
+        for label in labels:
+            confusion.add_column(label, justify="right")
+        for label, row in zip(labels, metrics["confusion"]):
+            confusion.add_row(label, *map(str, row))
+        return [per_class, confusion]
+
     def encode(self, examples: list[Example], skip_bad_lines: bool = False) -> Encoded:
         """Tokenize and map to ids; a label the run does not know is an error naming file:line."""
         index = {label: i for i, label in enumerate(self.labels)}
@@ -279,7 +290,7 @@ class ClassifyTask:
             if e.label not in index:
                 unknown.append(e)
                 continue
-            out.ids.append(self.vocab.encode(tokenize(e.text, self.tokenizer, self.lowercase)))
+            out.ids.append(self.vocab.encode(tokenize(e.text, self.data["tokenizer"], self.data["lowercase"])))
             out.labels.append(index[e.label])
             out.where.append(e.where)
         if unknown:
@@ -315,10 +326,8 @@ def build(cfg: dict, device: torch.device) -> ClassifyTask:
 
 def _load_pretrained(model: TextClassifier, vocab: Vocab, m: dict, counts: Counter, skip_bad_lines: bool,
                      seed: int) -> None:
-    weights, coverage = load_vectors(m["embeddings"], vocab, counts, skip_bad_lines, seed, specials=(UNK,))
-    if coverage.dim != m["embedding_dim"]:
-        raise DataError(f"{m['embeddings'][0]}: the vectors are {coverage.dim}-d but model.embedding_dim is "
-                        f"{m['embedding_dim']}; set model.embedding_dim: {coverage.dim}")
+    weights, coverage = pretrained_embedding(m["embeddings"], vocab, m["embedding_dim"], counts, skip_bad_lines,
+                                             seed)
     with torch.no_grad():
         model.embedding.weight.copy_(weights)
     model.embedding.weight.requires_grad_(not m["freeze"])
@@ -327,73 +336,15 @@ def _load_pretrained(model: TextClassifier, vocab: Vocab, m: dict, counts: Count
 
 def _task(model, vocab, labels, cfg, device) -> ClassifyTask:
     t = cfg["trainer"]
-    return ClassifyTask(model, vocab, labels, cfg["data"]["tokenizer"], cfg["data"]["lowercase"], {},
-                        t["batch_size"], t["seed"], cfg["data"]["bucket"], device,
+    return ClassifyTask(model, vocab, labels, cfg["data"], {}, t["batch_size"], t["seed"], device,
                         metric=t["best_metric"], higher_is_better=t["best_metric"] != "loss")
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> ClassifyTask:
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> ClassifyTask:
     """Rebuild a trained task from a checkpoint: the saved vocabulary, labels, weights; data on demand."""
     vocab = Vocab(task_state["itos"])
     labels = list(task_state["labels"])
     model = build_model(vocab, len(labels), cfg["model"])
     model.load_state_dict(model_state)
     model.to(device)
-    task = _task(model, vocab, labels, cfg, device)
-    task.load_data = lambda: _load_eval_data(task, cfg, data_file)
-    return task
-
-
-def _load_eval_data(task: ClassifyTask, cfg: dict, data_file: str | None) -> None:
-    d = cfg["data"]
-    if data_file is not None:
-        task.splits = {"file": task.encode(_read(d, [data_file]), d["skip_bad_lines"])}
-    else:
-        task.splits = {s: task.encode(e, d["skip_bad_lines"]) for s, e in load_splits(d).items()}
-
-
-# --------------------------------------------------------------------------- predict, show
-@torch.no_grad()
-def predict(task: ClassifyTask, texts: list[str]) -> list[dict]:
-    """{text, label, probability} for each raw text."""
-    ids = []
-    for number, text in enumerate(texts, start=1):
-        tokens = tokenize(text, task.tokenizer, task.lowercase)
-        if not tokens:
-            raise DataError(f"input {number} is empty ({text!r}): nothing to classify")
-        ids.append(task.vocab.encode(tokens))
-    task.model.eval()
-    out = []
-    for b in range(0, len(ids), EVAL_BATCH):
-        x, lengths = pad_batch(ids[b:b + EVAL_BATCH], task.vocab.pad_id)
-        probs = task.model(x.to(task.device), lengths).softmax(-1)  # (B, num_labels)
-        best = probs.max(-1)
-        for text, p, c in zip(texts[b:b + EVAL_BATCH], best.values.tolist(), best.indices.tolist()):
-            out.append({"text": text, "label": task.labels[c], "probability": round(p, 4)})
-    return out
-
-
-def format_prediction(pred: dict) -> str:
-    return f"{pred['label']}\t{pred['probability']:.3f}\t{pred['text']}"
-
-
-def metric_tables(metrics: dict) -> list:
-    """Per-class precision / recall / F1 and the confusion matrix, as rich tables."""
-    from rich.table import Table
-
-    if "per_class" not in metrics:
-        return []
-    per_class = Table(title="per class", header_style="bold")
-    for name in ("label", "precision", "recall", "f1", "support"):
-        per_class.add_column(name, justify="left" if name == "label" else "right")
-    for label, s in metrics["per_class"].items():
-        per_class.add_row(label, f"{s['precision']:.4f}", f"{s['recall']:.4f}", f"{s['f1']:.4f}", str(s["support"]))
-    labels = metrics["labels"]
-    confusion = Table(title="confusion matrix (rows: gold, columns: predicted)", header_style="bold")
-    confusion.add_column("gold \\ predicted")
-    for label in labels:
-        confusion.add_column(label, justify="right")
-    for label, row in zip(labels, metrics["confusion"]):
-        confusion.add_row(label, *map(str, row))
-    return [per_class, confusion]
+    return _task(model, vocab, labels, cfg, device)

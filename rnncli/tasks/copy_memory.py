@@ -26,13 +26,15 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.errors import DataError
+from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
-    SequenceModel,
     build_model,
+    check,  # noqa: F401  (the task contract: no cross-key rules)
     data_fields,
     eval_splits,
     model_fields,
+    no_data_file,
 )
 
 BLANK, DELIMITER = 0, 9
@@ -67,23 +69,26 @@ def one_hot(ids: torch.Tensor) -> torch.Tensor:
 @dataclass
 class CopyMemoryTask:
     model: SequenceModel
-    T: int
+    data: dict  # the config's data section: T, steps_per_epoch, val_size, test_size
     batch_size: int
     seed: int
-    steps_per_epoch: int
     splits: dict  # split -> (inputs (N, L), targets (N, L)) on the device
     device: torch.device
     metric: str = "loss"
     higher_is_better: bool = False
 
+    def load_data(self, data_file: str | None = None) -> None:
+        no_data_file("copy_memory", data_file)
+        self.splits.update(eval_splits(make_examples, self.data, self.seed, self.device))
+
     def num_train_batches(self) -> int:
-        return self.steps_per_epoch
+        return self.data["steps_per_epoch"]
 
     def train_batches(self, epoch: int) -> GeneratedBatches:
-        return GeneratedBatches(self._make_batch, self.seed, epoch, self.steps_per_epoch)
+        return GeneratedBatches(self._make_batch, self.seed, epoch, self.data["steps_per_epoch"])
 
     def _make_batch(self, gen: torch.Generator):
-        x, y = make_examples(self.batch_size, self.T, gen)
+        x, y = make_examples(self.batch_size, self.data["T"], gen)
         return x.to(self.device), y.to(self.device)
 
     def initial_carry(self):
@@ -107,12 +112,12 @@ class CopyMemoryTask:
             recalled = logits[:, -COPY_LENGTH:].argmax(-1)  # (b, 10)
             correct += int((recalled == yb[:, -COPY_LENGTH:]).sum())
         loss = total / y.numel()
-        chance = chance_loss(self.T)
+        chance = chance_loss(self.data["T"])
         return {"loss": loss, "chance_loss": chance, "loss_vs_chance": loss / chance,
                 "copy_accuracy": correct / (len(y) * COPY_LENGTH), "examples": len(y)}
 
     def state(self) -> dict:
-        return {"T": self.T}
+        return {"T": self.data["T"]}
 
     def probe(self, batch_size: int) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """For `rnncli diagnose`: recurrent inputs (B, L, 10) and loss(outputs (B, L, H))."""
@@ -124,17 +129,12 @@ class CopyMemoryTask:
 def build(cfg: dict, device: torch.device) -> CopyMemoryTask:
     d, t = cfg["data"], cfg["trainer"]
     model = build_model(NUM_CLASSES, NUM_CLASSES, cfg["model"]).to(device)
-    return CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"],
-                          eval_splits(make_examples, d, t["seed"], device), device)
+    splits = eval_splits(make_examples, d, t["seed"], device)
+    return CopyMemoryTask(model, d, t["batch_size"], t["seed"], splits, device)
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> CopyMemoryTask:
-    if data_file is not None:
-        raise DataError("the copy_memory task generates its data; it cannot score a file (drop --data)")
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> CopyMemoryTask:
     model = build_model(NUM_CLASSES, NUM_CLASSES, cfg["model"]).to(device)
     model.load_state_dict(model_state)
     d, t = cfg["data"], cfg["trainer"]
-    task = CopyMemoryTask(model, d["T"], t["batch_size"], t["seed"], d["steps_per_epoch"], {}, device)
-    task.load_data = lambda: task.splits.update(eval_splits(make_examples, d, t["seed"], device))
-    return task
+    return CopyMemoryTask(model, d, t["batch_size"], t["seed"], {}, device)

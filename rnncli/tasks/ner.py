@@ -27,14 +27,15 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.data import tags as tagging
+from rnncli.data.batching import shuffled_batches
 from rnncli.data.conll import read_conll
 from rnncli.data.conll import write_conll as _write_rows
-from rnncli.data.vocab import UNK, Vocab, pad_batch
+from rnncli.data.embeddings import pretrained_embedding
+from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.models.tagger import CharEncoder, Tagger
-from rnncli.nn.recurrent import cell_options
 from rnncli.nn.state import lengths_mask
-from rnncli.schema import Field, recurrent_model_fields
+from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
 
 SPLITS = ("train", "val", "test")
 
@@ -150,10 +151,9 @@ def build_model(vocabs: Vocabs, m: dict, vectors: torch.Tensor | None = None) ->
         chars = CharEncoder(len(vocabs.chars), m["char_embedding_dim"], m["char_hidden_size"], m["char_features"],
                             m.get("char_kernel_size", 3))
     allowed = tagging.allowed_transitions(vocabs.tags, vocabs.train_scheme) if m.get("constraints") else None
-    options = cell_options(m)
-    return Tagger(len(vocabs.words), len(vocabs.tags), m["embedding_dim"], m["cell"], m["hidden_size"], m["num_layers"],
-                  m["bidirectional"], m["dropout"], m["crf"], allowed, chars, vectors,
-                  m.get("freeze_embeddings", False), **options)
+    return Tagger(num_words=len(vocabs.words), num_tags=len(vocabs.tags), embedding_dim=m["embedding_dim"],
+                  crf=m["crf"], allowed=allowed, chars=chars, vectors=vectors,
+                  freeze_embeddings=m.get("freeze_embeddings", False), **recurrent_kwargs(m))
 
 
 # --------------------------------------------------------------------------- batches
@@ -186,6 +186,7 @@ def decode(model: Tagger, batch: dict) -> tuple[list[list[int]], torch.Tensor]:
 class NERTask:
     model: Tagger
     vocabs: Vocabs
+    data: dict  # the config's data section (files and columns)
     splits: dict[str, Encoded]
     batch_size: int
     seed: int
@@ -197,13 +198,17 @@ class NERTask:
     def device(self):
         return next(self.model.parameters()).device
 
+    def load_data(self, data_file: str | None = None) -> None:
+        d = self.data
+        files = {"file": data_file} if data_file else {s: d[s] for s in SPLITS if d[s] is not None}
+        self.splits = {s: self.vocabs.encode(*read_split(path, d)) for s, path in files.items()}
+
     def num_train_batches(self) -> int:
         return -(-len(self.splits["train"].words) // self.batch_size)
 
     def train_batches(self, epoch: int) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-        order = torch.randperm(len(self.splits["train"].words), generator=generator).tolist()
-        return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return shuffled_batches(len(self.splits["train"].words), self.batch_size, generator)
 
     def initial_carry(self):
         return None
@@ -225,7 +230,7 @@ class NERTask:
 
     def evaluate(self, split: str) -> dict:
         if split not in self.splits:
-            raise DataError(f"this run has no {split} split (set data.{split} in the config, or use --data FILE)")
+            raise DataError(f"this run has no {split} split (set data.{split} in the config, or score a file)")
         data = self.splits[split]
         pred = self.tag(data)
         return scores(data.gold, pred, self.vocabs.scheme)
@@ -243,6 +248,43 @@ class NERTask:
 
     def state(self) -> dict:
         return self.vocabs.state()
+
+    # ---- decode: predictions for raw sentences, and how `rnncli` shows and writes them
+    def predict(self, texts: list[str]) -> list[dict]:
+        """Whitespace-tokenized raw sentences -> {"text", "tokens", "tags", "entities": [{text, type,
+        start, end}]}, with `end` exclusive (tokens[start:end] is the entity)."""
+        preds = predict_tokens(self, [text.split() for text in texts])
+        return [{"text": text, **p} for text, p in zip(texts, preds)]
+
+    @staticmethod
+    def format_prediction(prediction: dict) -> str:
+        """'Ada Lovelace  person [0:2]  |  London  location [5:6]' (token spans, end exclusive)."""
+        if not prediction["entities"]:
+            return "(no entities)"
+        return "  |  ".join(f"{e['text']}  {e['type']} [{e['start']}:{e['end']}]" for e in prediction["entities"])
+
+    @staticmethod
+    def write_predictions(predictions: list[dict], path: str) -> None:
+        """CoNLL (`write_conll`): what `rnncli predict --output FILE` writes for ner runs."""
+        write_conll(predictions, path)
+
+    @staticmethod
+    def metric_tables(metrics: dict) -> list:
+        """The per-type precision / recall / F1 table for `rnncli eval`."""
+        from rich.table import Table
+
+        per_type = metrics.get("per_type")
+        if not per_type:
+            return []
+        table = Table(title="entities by type (span level, conlleval)")
+        for name in ("type", "precision", "recall", "f1", "support"):
+            table.add_column(name, justify="left" if name == "type" else "right")
+        for kind, s in per_type.items():
+            table.add_row(kind, f"{100 * s['precision']:.2f}", f"{100 * s['recall']:.2f}", f"{100 * s['f1']:.2f}",
+                          str(s["support"]))
+        table.add_row("[bold]all (micro)", f"{100 * metrics['precision']:.2f}", f"{100 * metrics['recall']:.2f}",
+                      f"{100 * metrics['f1']:.2f}", str(metrics.get("entities", "")))
+        return [table]
 
 
 def scores(gold: list[list[str]], pred: list[list[str]], scheme: str) -> dict:
@@ -262,17 +304,11 @@ def _train_tags(vocabs: Vocabs, gold: list[list[str]]) -> list[list[int]]:
 
 
 def _vectors(d: dict, vocabs: Vocabs, tokens: list[list[str]], embedding_dim: int, seed: int):
-    """Pretrained rows for the word vocabulary (the classification task's loader), or None."""
+    """Pretrained rows for the word vocabulary, or None."""
     if d["vectors"] is None:
         return None
-    from rnncli.data.embeddings import load_vectors
-
     counts = Counter(w.lower() if vocabs.lowercase else w for s in tokens for w in s)
-    weights, _ = load_vectors(d["vectors"], vocabs.words, token_counts=counts, seed=seed, specials=(UNK,))
-    if weights.size(1) != embedding_dim:
-        raise DataError(f"{d['vectors']} holds {weights.size(1)}-d vectors but model.embedding_dim = "
-                        f"{embedding_dim}; set model.embedding_dim: {weights.size(1)}")
-    return weights
+    return pretrained_embedding(d["vectors"], vocabs.words, embedding_dim, counts, seed=seed)[0]
 
 
 def build(cfg: dict, device: torch.device) -> NERTask:
@@ -284,34 +320,18 @@ def build(cfg: dict, device: torch.device) -> NERTask:
     splits["train"].tags = _train_tags(vocabs, raw["train"][1])
     vectors = _vectors(d, vocabs, raw["train"][0], cfg["model"]["embedding_dim"], t["seed"])
     model = build_model(vocabs, cfg["model"], vectors).to(device)
-    return NERTask(model, vocabs, splits, t["batch_size"], t["seed"], cfg["model"]["word_dropout"])
+    return NERTask(model, vocabs, d, splits, t["batch_size"], t["seed"], cfg["model"]["word_dropout"])
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> NERTask:
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> NERTask:
     """Rebuild a trained tagger from a checkpoint; `task.load_data()` reads the evaluation data."""
     vocabs = Vocabs.from_state(task_state)
     model = build_model(vocabs, cfg["model"]).to(device)
     model.load_state_dict(model_state)
-    task = NERTask(model, vocabs, {}, cfg["trainer"]["batch_size"], cfg["trainer"]["seed"])
-    task.load_data = lambda: _load_eval_data(task, cfg["data"], data_file)
-    return task
-
-
-def _load_eval_data(task: NERTask, d: dict, data_file: str | None) -> None:
-    files = {"file": data_file} if data_file else {s: d[s] for s in SPLITS if d[s] is not None}
-    task.splits = {s: task.vocabs.encode(*read_split(path, d)) for s, path in files.items()}
+    return NERTask(model, vocabs, cfg["data"], {}, cfg["trainer"]["batch_size"], cfg["trainer"]["seed"])
 
 
 # --------------------------------------------------------------------------- predict
-@torch.no_grad()
-def predict(task: NERTask, texts: list[str]) -> list[dict]:
-    """Whitespace-tokenized raw sentences -> {"text", "tokens", "tags", "entities": [{text, type,
-    start, end}]}, with `end` exclusive (tokens[start:end] is the entity)."""
-    preds = predict_tokens(task, [text.split() for text in texts])
-    return [{"text": text, **p} for text, p in zip(texts, preds)]
-
-
 def predict_tokens(task: NERTask, sentences: list[list[str]], gold: list[list[str]] | None = None) -> list[dict]:
     """Tokenized sentences (e.g. a CoNLL file's, with its `gold` tags) -> prediction dicts;
     tags are in the files' scheme; `gold` is kept for `write_conll`."""
@@ -327,35 +347,7 @@ def predict_tokens(task: NERTask, sentences: list[list[str]], gold: list[list[st
     return out
 
 
-def format_prediction(pred: dict) -> str:
-    """'Ada Lovelace  person [0:2]  |  London  location [5:6]' (token spans, end exclusive)."""
-    if not pred["entities"]:
-        return "(no entities)"
-    return "  |  ".join(f"{e['text']}  {e['type']} [{e['start']}:{e['end']}]" for e in pred["entities"])
-
-
 def write_conll(preds: list[dict], path: str) -> None:
     """Predictions -> CoNLL: `token<TAB>[gold<TAB>]predicted` per line, conlleval-readable."""
     _write_rows(path, [[[tok, *([p["gold"][k]] if "gold" in p else []), tag]
                         for k, (tok, tag) in enumerate(zip(p["tokens"], p["tags"]))] for p in preds])
-
-
-write_predictions = write_conll  # what `rnncli predict --output FILE` writes for ner runs
-
-
-def metric_tables(metrics: dict) -> list:
-    """The per-type precision / recall / F1 table for `rnncli eval`."""
-    from rich.table import Table
-
-    per_type = metrics.get("per_type")
-    if not per_type:
-        return []
-    table = Table(title="entities by type (span level, conlleval)")
-    for name in ("type", "precision", "recall", "f1", "support"):
-        table.add_column(name, justify="left" if name == "type" else "right")
-    for kind, s in per_type.items():
-        table.add_row(kind, f"{100 * s['precision']:.2f}", f"{100 * s['recall']:.2f}", f"{100 * s['f1']:.2f}",
-                      str(s["support"]))
-    table.add_row("[bold]all (micro)", f"{100 * metrics['precision']:.2f}", f"{100 * metrics['recall']:.2f}",
-                  f"{100 * metrics['f1']:.2f}", str(metrics.get("entities", "")))
-    return [table]

@@ -11,7 +11,8 @@
     metrics teacher-forced loss, perplexity and token accuracy; BLEU, chrF (sacrebleu, on
             detokenized text, rnncli/metrics.py) and exact match of free decoding (greedy or beam,
             rnncli/decoding/search.py)
-    decode  `translate`: greedy or batched beam search with n-best lists and scores
+    decode  `translate`: greedy or batched beam search with n-best lists and scores;
+            `attention_map`: one sentence's attention weights (drawn by rnncli/tools/attention_plot.py)
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from torch.nn import functional as F
 from rnncli.data import parallel
 from rnncli.data.batching import bucketed_batches, length_sorted_batches
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
-from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
-from rnncli.errors import ConfigError, DataError, RunError
+from rnncli.decoding.search import Hypothesis, beam_search, greedy, greedy_attention, max_lengths
+from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
 from rnncli.metrics import translation_metrics
 from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
-from rnncli.nn.recurrent import cell_options
-from rnncli.schema import Field, recurrent_model_fields
+from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 BOS, EOS = "<bos>", "<eos>"
 SPECIALS = (PAD, UNK, BOS, EOS)
@@ -106,10 +106,7 @@ def check(cfg: dict, where: Callable[..., str]) -> None:
     if d["train"] is not None and d["val"] is None:
         raise ConfigError(f"{where('data', 'train')}: data.train is set, so data.val must be set too")
     if _one_corpus(cfg):
-        split = d["split"]
-        if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
-            raise ConfigError(f"{where('data', 'split')}: data.split = {split}: expected [train, val, test] "
-                              f"fractions summing to 1, with train and val > 0 (e.g. [0.8, 0.1, 0.1])")
+        check_split(d["split"], where("data", "split"), SCHEMA["data"]["split"].default)
     if d["shared_vocab"] and d["source_tokenizer"] != d["target_tokenizer"]:
         raise ConfigError(f"{where('data', 'shared_vocab')}: data.shared_vocab needs the same tokenizer on "
                           f"both sides (source: {d['source_tokenizer']}, target: {d['target_tokenizer']})")
@@ -219,11 +216,10 @@ def sorted_batches(pairs: Pairs, batch_size: int) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- model
 def build_model(vocabs: Vocabs, m: dict) -> Seq2Seq:
-    options = cell_options(m)
-    return Seq2Seq(len(vocabs.src), len(vocabs.tgt), m["embedding_dim"], m["cell"], m["hidden_size"],
-                   m["num_layers"], m["bidirectional"], m["dropout"], m["attention"], m.get("input_feeding", False),
-                   m["decoder_hidden_size"] or m["hidden_size"], m["decoder_num_layers"] or m["num_layers"],
-                   m["bridge"], vocabs.src.pad_id, **options)
+    return Seq2Seq(src_vocab=len(vocabs.src), tgt_vocab=len(vocabs.tgt), embedding_dim=m["embedding_dim"],
+                   attention=m["attention"], input_feeding=m.get("input_feeding", False),
+                   decoder_hidden_size=m["decoder_hidden_size"], decoder_num_layers=m["decoder_num_layers"],
+                   bridge=m["bridge"], pad_id=vocabs.src.pad_id, **recurrent_kwargs(m))
 
 
 def teacher_forcing_ratio(t: dict, epoch: int) -> float:
@@ -243,7 +239,14 @@ class Seq2SeqTask:
     device: torch.device
     metric: str = "bleu"
     higher_is_better: bool = True
-    decode_options: dict = field(default_factory=dict)  # overrides of beam_size etc. (rnncli eval --beam)
+    decode_options: dict = field(default_factory=dict)  # overrides of beam_size etc. (`evaluate(beam=)`)
+
+    def load_data(self, data_file: str | None = None) -> None:
+        d = self.data
+        if data_file is not None:
+            self.splits = {"file": prepare(_raw_pairs(d, path=data_file), d, filters=False)}
+        else:
+            self.splits = load_splits(d)
 
     def num_train_batches(self) -> int:
         return math.ceil(len(self.splits["train"]) / self.t["batch_size"])
@@ -266,6 +269,7 @@ class Seq2SeqTask:
 
     def evaluate(self, split: str, beam: int | None = None) -> dict:
         """Teacher-forced scores and free-decoding scores (beam: override trainer.beam_size)."""
+        _check_sizes(beam, 1)
         if beam is not None:
             self.decode_options = {**self.decode_options, "beam_size": beam}
         if split not in self.splits or not len(self.splits[split]):
@@ -301,6 +305,55 @@ class Seq2SeqTask:
 
     def state(self) -> dict:
         return self.vocabs.state()
+
+    # ---- decode for users: translations, one sentence's attention, example tables
+    def translate(self, sentences: list[str], beam: int | None = None, n_best: int = 1) -> list[dict]:
+        """Raw sentences -> one dict each: {"source", "translations": [{"text", "score"}, ...]} best first."""
+        _check_sizes(beam, n_best)
+        d = self.data
+        tokens = [parallel.tokenize(parallel.normalize(s, d["normalize"]), d["source_tokenizer"], d["lowercase"])
+                  for s in sentences]
+        empty = [i + 1 for i, t in enumerate(tokens) if not t]
+        if empty:
+            raise DataError(f"sentence {empty[0]} is empty: nothing to translate")
+        self.decode_options = {"beam_size": beam}
+        results = self.decode(tokens, n_best)
+        vocab, tok = self.vocabs.tgt, d["target_tokenizer"]
+        return [{"source": s, "translations": [{"text": parallel.detokenize(vocab.decode(h.tokens), tok),
+                                                "score": round(h.score, 4)} for h in hyps]}
+                for s, hyps in zip(sentences, results)]
+
+    @staticmethod
+    def format_translation(result: dict, n_best: int = 1) -> str:
+        if n_best == 1:
+            return result["translations"][0]["text"]
+        return "\n".join(f"{t['score']:.4f}\t{t['text']}" for t in result["translations"])
+
+    def attention_map(self, split: str, index: int = 0) -> dict:
+        """Greedy translation of sentence `index` of a split with its attention weights."""
+        pairs = self.splits.get(split)
+        if pairs is None or not 0 <= index < len(pairs):
+            raise DataError(f"no sentence {index} in the {split} split")
+        if self.model.attention_kind == "none":
+            raise RunError("this run has model.attention = none: there are no attention weights to plot")
+        b = make_batch(pairs, [index], self.vocabs, self.device)
+        tgt = self.vocabs.tgt
+        limit = max_lengths(b["lengths"], self.t["max_length_ratio"], self.t["max_length_extra"])[0]
+        out, weights = greedy_attention(self.model, b["src"], b["lengths"], tgt.stoi[BOS], tgt.stoi[EOS],
+                                        [tgt.pad_id, tgt.stoi[BOS]], limit)
+        return {"source": pairs.src[index], "output": tgt.decode(out), "weights": weights}
+
+    @staticmethod
+    def metric_tables(metrics: dict) -> list:
+        """A few decoded examples beside their references, for `rnncli eval`."""
+        from rich.table import Table
+
+        table = Table(title="examples")
+        table.add_column("hypothesis")
+        table.add_column("reference")
+        for example in metrics.get("examples", []):
+            table.add_row(example["hypothesis"], example["reference"])
+        return [table]
 
 
 @torch.no_grad()
@@ -339,78 +392,21 @@ def build(cfg: dict, device: torch.device) -> Seq2SeqTask:
     return Seq2SeqTask(model, vocabs, splits, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 
-def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device,
-            data_file: str | None = None) -> Seq2SeqTask:
+def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> Seq2SeqTask:
     """Rebuild a trained task from a checkpoint: saved vocabularies and weights, data on demand."""
     vocabs = Vocabs.from_state(task_state)
     model = build_model(vocabs, cfg["model"]).to(device)
     model.load_state_dict(model_state)
     metric = cfg["trainer"]["metric"]
-    task = Seq2SeqTask(model, vocabs, {}, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
-    task.load_data = lambda: _load_eval_data(task, cfg["data"], data_file)
-    return task
-
-
-def _load_eval_data(task: Seq2SeqTask, d: dict, data_file: str | None) -> None:
-    if data_file is not None:
-        task.splits = {"file": prepare(_raw_pairs(d, path=data_file), d, filters=False)}
-    else:
-        task.splits = load_splits(d)
+    return Seq2SeqTask(model, vocabs, {}, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 
 # --------------------------------------------------------------------------- decode
-def translate(task: Seq2SeqTask, sentences: list[str], beam: int | None = None, n_best: int = 1,
-              length_penalty: float | None = None) -> list[dict]:
-    """Raw sentences -> one dict each: {"source", "translations": [{"text", "score"}, ...]} best first."""
-    if beam is not None and beam < 1 or n_best < 1:
-        raise RunError(f"--beam {beam} / --n-best {n_best}: both must be >= 1")
+def _check_sizes(beam: int | None, n_best: int) -> None:
+    if beam is not None and beam < 1:
+        raise ArgumentError("beam", f"must be >= 1 (got {beam})")
+    if n_best < 1:
+        raise ArgumentError("n_best", f"must be >= 1 (got {n_best})")
     if beam is not None and n_best > beam:
-        raise RunError(f"--n-best {n_best} is larger than --beam {beam}: a beam of K gives at most K translations")
-    d = task.data
-    tokens = [parallel.tokenize(parallel.normalize(s, d["normalize"]), d["source_tokenizer"], d["lowercase"])
-              for s in sentences]
-    empty = [i + 1 for i, t in enumerate(tokens) if not t]
-    if empty:
-        raise DataError(f"sentence {empty[0]} is empty: nothing to translate")
-    task.decode_options = {"beam_size": beam, "length_penalty": length_penalty}
-    results = task.decode(tokens, n_best)
-    vocab, tok = task.vocabs.tgt, d["target_tokenizer"]
-    return [{"source": s, "translations": [{"text": parallel.detokenize(vocab.decode(h.tokens), tok),
-                                            "score": round(h.score, 4)} for h in hyps]}
-            for s, hyps in zip(sentences, results)]
-
-
-def format_translation(result: dict, n_best: int = 1) -> str:
-    if n_best == 1:
-        return result["translations"][0]["text"]
-    return "\n".join(f"{t['score']:.4f}\t{t['text']}" for t in result["translations"])
-
-
-# --------------------------------------------------------------------------- attention heat-map
-def attention_map(task: Seq2SeqTask, split: str, index: int = 0) -> dict:
-    """Greedy translation of sentence `index` of a split with its attention weights (rnncli/tools/attention_plot.py)."""
-    from rnncli.tools.attention_plot import greedy_attention
-
-    pairs = task.splits.get(split)
-    if pairs is None or not 0 <= index < len(pairs):
-        raise DataError(f"no sentence {index} in the {split} split")
-    if task.model.attention_kind == "none":
-        raise RunError("this run has model.attention = none: there are no attention weights to plot")
-    b = make_batch(pairs, [index], task.vocabs, task.device)
-    tgt = task.vocabs.tgt
-    limit = max_lengths(b["lengths"], task.t["max_length_ratio"], task.t["max_length_extra"])[0]
-    out, weights = greedy_attention(task.model, b["src"], b["lengths"], tgt.stoi[BOS], tgt.stoi[EOS],
-                                    [tgt.pad_id, tgt.stoi[BOS]], limit)
-    return {"source": pairs.src[index], "output": tgt.decode(out), "weights": weights}
-
-
-def metric_tables(metrics: dict) -> list:
-    """A few decoded examples beside their references, for `rnncli eval`."""
-    from rich.table import Table
-
-    table = Table(title="examples")
-    table.add_column("hypothesis")
-    table.add_column("reference")
-    for example in metrics.get("examples", []):
-        table.add_row(example["hypothesis"], example["reference"])
-    return [table]
+        raise ArgumentError("n_best", f"must not exceed the beam size ({beam}): a beam of K gives at most K "
+                            f"translations (got {n_best})")

@@ -7,7 +7,8 @@ Their data is generated on the fly, never read from files:
     val    `val_size` examples from Generator(seed, VAL), fixed for the whole run
     test   `test_size` examples from Generator(seed, TEST)
 
-The model is the same for both: inputs (B, T, I) -> Recurrent (any zoo cell) -> a linear head.
+The model is the same for both: inputs (B, T, I) -> Recurrent (any zoo cell) -> a linear head
+(rnncli/models/sequence.py).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from rnncli.nn.recurrent import Recurrent, cell_options
-from rnncli.schema import Field, recurrent_model_fields
+from rnncli.errors import ArgumentError
+from rnncli.models.sequence import SequenceModel
+from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
 
 # Stream ids that keep the evaluation sets apart from every training batch.
 VAL_STREAM, TEST_STREAM = -1, -2
@@ -61,29 +63,23 @@ class GeneratedBatches:
         return self.make(generator(self.seed, self.epoch, index))
 
 
-class SequenceModel(nn.Module):
-    """inputs (B, T, I) -> Recurrent -> Linear(H, out): per-step outputs (B, T, out)."""
-
-    def __init__(self, input_size: int, output_size: int, cell: str, hidden_size: int, num_layers: int,
-                 dropout: float, **cell_options):
-        super().__init__()
-        self.input_size = input_size
-        self.rnn = Recurrent(cell, input_size, hidden_size, num_layers, dropout=dropout, **cell_options)
-        self.head = nn.Linear(hidden_size, output_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.rnn(x)  # (B, T, H)
-        return self.head(out)  # (B, T, out)
-
-
 def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
-    options = cell_options(m)
-    return SequenceModel(input_size, output_size, m["cell"], m["hidden_size"], m["num_layers"], m["dropout"],
-                         **options)
+    return SequenceModel(input_size=input_size, output_size=output_size, **recurrent_kwargs(m))
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def check(cfg: dict, where: Callable[..., str]) -> None:
+    """No cross-key rules: each synthetic key stands alone."""
+
+
+def no_data_file(task: str, data_file: str | None) -> None:
+    """A synthetic task generates its evaluation data; it cannot score a file."""
+    if data_file is not None:
+        raise ArgumentError("data_file", f"cannot be used: the {task} task generates its data, it cannot score "
+                            f"a file")
 
 
 def eval_splits(make_examples, data: dict, seed: int, device) -> dict:

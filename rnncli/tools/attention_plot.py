@@ -1,34 +1,11 @@
-"""One sentence's attention: greedy decoding that keeps the weights, drawn as a PNG heat-map
-(matplotlib) or a terminal heat-map (rich).
+"""One sentence's attention drawn as a PNG heat-map (matplotlib) or a terminal heat-map (rich).
 
-The pictures take the dict of `rnncli.tasks.seq2seq.attention_map`: source tokens (columns), output
-tokens (rows) and the weights (T_out, S); each row sums to 1, padding never appears.
+The pictures take the dict of a seq2seq task's `attention_map` (greedy decoding that keeps the
+weights, `rnncli.decoding.search.greedy_attention`): source tokens (columns), output tokens (rows)
+and the weights (T_out, S); each row sums to 1, padding never appears.
 """
 
 from __future__ import annotations
-
-import torch
-from torch import Tensor
-
-from rnncli.decoding.search import step_logprobs
-from rnncli.models.seq2seq import Seq2Seq
-
-
-@torch.no_grad()
-def greedy_attention(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, banned: list[int],
-                     max_len: int) -> tuple[list[int], list[list[float]]]:
-    """Greedy decoding of ONE sentence (src (1, S)) -> output ids (with <eos>) and weights (T_out, S)."""
-    model.eval()
-    memory, state = model.encode(src, lengths)
-    token, out, rows = torch.tensor([bos], device=src.device), [], []
-    for _ in range(max_len):
-        logp, state, weights = step_logprobs(model, token, state, memory, banned)
-        token = logp.argmax(-1)
-        out.append(token.item())
-        rows.append([round(w, 4) for w in weights[0].tolist()])
-        if out[-1] == eos:
-            break
-    return out, rows
 
 
 def _shade(w: float) -> int:

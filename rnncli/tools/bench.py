@@ -1,11 +1,14 @@
-"""Fast-path report and `rnncli bench CONFIG`: which implementation each recurrent layer runs on,
-and how fast the config trains, evaluates and generates on this machine. Writes no run.
+"""`rnncli bench CONFIG`: which implementation each recurrent layer runs on, and how fast the
+config trains, evaluates and generates on this machine. Writes no run directory.
 
     $ rnncli bench configs/char_lm/peephole_lstm.yaml --steps 10
     rnn: 2 layers: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch kernel; fused C++ steps)
     train      15,210 tokens/s   (10 timed steps after 2 warm-up steps)
     eval       52,800 tokens/s   (forward only, no gradients)
     generate    2,950 chars/s    (batch 1, 300 characters)
+
+A timed training step is the trainer's own `TrainingStep` (rnncli/training/step.py): autocast,
+backward with the fp16 loss scaler, clipping by norm and by value, the optimizer update.
 """
 from __future__ import annotations
 
@@ -14,32 +17,37 @@ import time
 import torch
 
 from rnncli.config import load_config
-from rnncli.tasks import task_module
+from rnncli.errors import ArgumentError
+from rnncli.tasks import task_spec
+from rnncli.tasks.base import SamplesText
 from rnncli.training import precision
 from rnncli.training.report import fast_paths
-from rnncli.training.trainer import build_optimizer, seed_everything, select_device
+from rnncli.training.step import TrainingStep
+from rnncli.training.trainer import seed_everything, select_device
 
 
 def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: int = 2,
           generate_chars: int = 300) -> dict:
-    """Measure training and eval tokens/s (and generation chars/s for char_lm) of a config."""
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"--steps must be >= 1 (got {steps}) and warm-up >= 0 (got {warmup})")
+    """Measure training and eval tokens/s (and generation chars/s for text samplers) of a config."""
+    if steps < 1:
+        raise ArgumentError("steps", f"must be >= 1 (got {steps})")
+    if warmup < 0:
+        raise ArgumentError("warmup", f"must be >= 0 (got {warmup})")
     cfg = load_config(config_path, overrides)
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     prec = cfg["trainer"]["precision"]
     precision.check(prec, device, f"{config_path}: trainer.precision")
-    module = task_module(cfg["task"])
-    task = module.build(cfg, device)
+    spec = task_spec(cfg["task"])
+    task = spec.module.build(cfg, device)
     result = {"config": config_path, "device": str(device), "precision": prec, "threads": torch.get_num_threads(),
               "paths": fast_paths(task.model, device, prec)}
     batches = _batches(task, warmup + steps)
-    result["train_tokens_per_s"] = _time_train(task, cfg["trainer"], batches, warmup, device, prec)
+    result["train_tokens_per_s"] = _time_train(task, cfg["trainer"], batches, warmup, device)
     result["eval_tokens_per_s"] = _time_eval(task, batches, warmup, device, prec)
-    if hasattr(module, "generate") and hasattr(task, "vocab"):
+    if spec.can(SamplesText):
         start = time.perf_counter()
-        module.generate(task.model, task.vocab, task.vocab.chars[0], generate_chars, seed=0)
+        task.generate(task.vocab.chars[0], generate_chars, seed=0)
         result["generate_chars_per_s"] = generate_chars / (time.perf_counter() - start)
     result["timed_steps"], result["warmup_steps"] = steps, warmup
     return result
@@ -51,23 +59,15 @@ def _batches(task, count: int) -> list:
     return [epoch[i % len(epoch)] for i in range(count)]
 
 
-def _time_train(task, t: dict, batches: list, warmup: int, device, prec: str) -> float:
-    """Full training steps as the trainer runs them (autocast, backward, clipping, optimizer)."""
-    model = task.model
-    model.train()
-    optimizer = build_optimizer(model.parameters(), t)
+def _time_train(task, t: dict, batches: list, warmup: int, device) -> float:
+    """Training steps exactly as the trainer runs them, at the config's (peak) learning rate."""
+    train_step = TrainingStep(task, t, device)
 
-    def train_step(batch, carry):
-        with precision.autocast(prec, device):
-            loss, carry, n = task.train_step(batch, carry)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if t["clip_grad_norm"] is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t["clip_grad_norm"])
-        optimizer.step()
-        return carry, n
+    def step(batch, carry):
+        result = train_step(batch, carry)
+        return result.carry, result.tokens
 
-    return _tokens_per_s(task, batches, warmup, device, train_step)
+    return _tokens_per_s(task, batches, warmup, device, step)
 
 
 def _time_eval(task, batches: list, warmup: int, device, prec: str) -> float:

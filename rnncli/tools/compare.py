@@ -9,7 +9,7 @@
 
 Runs are sequential. A run already in results.json whose directory still holds best.pt is
 skipped; a run that was interrupted (last.pt but no result) is resumed, so re-running the same
-command finishes what is missing. Every cell gets the same config plus `--set model.cell=...`,
+command finishes what is missing. Every cell gets the same config plus the override `model.cell=...`,
 so the config may only use keys valid for every cell (no model.forget_bias, model.nonlinearity).
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from rnncli.config import load_config
-from rnncli.errors import ConfigError, RnncliError, RunError, closest
+from rnncli.errors import ArgumentError, RnncliError, RunError, closest
 from rnncli.nn.cells import CELL_NAMES
 from rnncli.tasks.synthetic import count_parameters
 
@@ -35,10 +35,10 @@ def run_overrides(overrides: list[str], cell: str, seed: int, runs_dir: Path) ->
 def check_cells(cells: list[str]) -> None:
     for cell in cells:
         if cell not in CELL_NAMES:
-            raise ConfigError(f"--cells: unknown cell '{cell}'.{closest(cell, CELL_NAMES)} "
-                              f"Allowed: {', '.join(CELL_NAMES)}")
+            raise ArgumentError("cells", f"has an unknown cell '{cell}'.{closest(cell, CELL_NAMES)} "
+                                f"Allowed: {', '.join(CELL_NAMES)}")
     if not cells:
-        raise ConfigError(f"--cells is empty; give some of {', '.join(CELL_NAMES)}")
+        raise ArgumentError("cells", f"is empty; give some of {', '.join(CELL_NAMES)}")
 
 
 def compare(config: str, cells: list[str], seeds: int = 3, overrides: list[str] = (), out_dir: str | None = None,
@@ -46,7 +46,7 @@ def compare(config: str, cells: list[str], seeds: int = 3, overrides: list[str] 
     """Train (or skip) every cell x seed run, then summarise; returns {"runs", "summary", files}."""
     check_cells(cells)
     if seeds < 1:
-        raise ConfigError(f"--seeds {seeds}: expected at least 1")
+        raise ArgumentError("seeds", f"must be >= 1 (got {seeds})")
     base = load_config(config, list(overrides))
     out = Path(out_dir) if out_dir else Path(base["run"]["dir"]) / f"compare-{Path(config).stem}"
     runs_dir = out / "runs"
@@ -96,7 +96,7 @@ def _check_same_config(run_dir: Path, cfg: dict) -> None:
                if saved[section].get(key) != cfg[section].get(key)]
     if changed:
         raise RunError(f"{run_dir} was trained from a different config ({'; '.join(sorted(changed))}); "
-                       f"compare into a new --dir, or delete that run directory to retrain it")
+                       f"compare into another directory, or delete that run directory to retrain it")
 
 
 def collect(run_dir: Path, cell: str, seed: int) -> dict:

@@ -12,10 +12,11 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from rnncli.errors import RunError
+from rnncli.errors import ArgumentError, RunError
 from rnncli.nn.health import SATURATED_HIGH, SATURATED_LOW, stage_report
+from rnncli.tasks import spec_of, tasks_that
+from rnncli.tasks.base import Probes
 
 
 # --------------------------------------------------------------------------- text rendering
@@ -71,19 +72,15 @@ def render(report: dict) -> list:
 
 # --------------------------------------------------------------------------- the command
 def probe(task, batch_size: int):
-    """(recurrent inputs (B, T, I), loss_fn(outputs)) for one validation batch of a task."""
-    if hasattr(task, "probe"):
-        return task.probe(batch_size)
-    if hasattr(task, "bptt") and hasattr(task.model, "embedding"):  # char_lm: one BPTT window
-        from rnncli.data.text import BPTTWindows, batchify
-
-        ids = task.splits.get("val", task.splits.get("train"))
-        x, y = BPTTWindows(batchify(ids, batch_size), task.bptt)[0]  # (B, bptt) each
-        model = task.model
-        return model.embedding(x).detach(), lambda out: F.cross_entropy(
-            model.head(out).reshape(-1, model.head.out_features), y.reshape(-1))
-    raise RunError("diagnose works for the adding, copy_memory and char_lm tasks "
-                   f"(this task's model, {type(task.model).__name__}, has no probe batch)")
+    """(recurrent inputs (B, T, I), loss_fn(outputs)) for one validation batch: the task's own probe,
+    for the tasks that declare one (`Probes` in rnncli/tasks/__init__.py)."""
+    if batch_size < 1:
+        raise ArgumentError("batch_size", f"must be >= 1 (got {batch_size})")
+    spec = spec_of(task)
+    if spec is None or not spec.can(Probes):
+        raise RunError(f"diagnose works for the {', '.join(tasks_that(Probes))} tasks "
+                       f"(this task's model, {type(task.model).__name__}, has no probe batch)")
+    return task.probe(batch_size)
 
 
 def diagnose(source: str, overrides: list[str] = (), batch_size: int = 32, out_dir: str | None = None,

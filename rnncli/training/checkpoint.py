@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from rnncli.errors import RunError
+from rnncli.errors import ArgumentError, RunError
 
 FORMAT_VERSION = 1
 
@@ -74,6 +74,8 @@ def set_rng_state(state: dict) -> None:
 
 def find_checkpoint(run_dir: Path, which: str = "best") -> Path:
     """`best.pt` (falling back to `last.pt`) or `last.pt` of a run directory."""
+    if which not in ("best", "last"):
+        raise ArgumentError("which", f"must be best or last (got {which!r})")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")

@@ -1,8 +1,10 @@
 """The task-agnostic training loop.
 
-Reading order: `Trainer.fit` runs epochs of `_train_step`s; every `val_every` steps (and at each
-epoch end) `_validate` scores the model, keeps `best.pt` and `last.pt`, and decides on early
-stopping. Everything the loop needs from a task is the `Task` protocol (rnncli/tasks/base.py).
+Reading order: `Trainer.fit` runs epochs of `_train_step`s (each one `TrainingStep`,
+rnncli/training/step.py, the step `rnncli bench` times too, plus schedule and logging); every
+`val_every` steps (and at each epoch end) `_validate` scores the model, keeps `best.pt` and
+`last.pt`, and decides on early stopping. Everything the loop needs from a task is the `Task`
+protocol (rnncli/tasks/base.py).
 
 Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
 the data position (epoch, next batch index) and the task's carried state, so
@@ -26,20 +28,10 @@ from rnncli.errors import TrainingError
 from rnncli.training import checkpoint, precision
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
+from rnncli.training.step import Diverged, TrainingStep
 
 
-# --------------------------------------------------------------------------- optimizer, schedule
-def build_optimizer(params, t: dict) -> torch.optim.Optimizer:
-    lr, wd = t["lr"], t["weight_decay"]
-    if t["optimizer"] == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    if t["optimizer"] == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
-    if t["optimizer"] == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=t["momentum"], weight_decay=wd)
-    return torch.optim.RMSprop(params, lr=lr, momentum=t["momentum"], weight_decay=wd)
-
-
+# --------------------------------------------------------------------------- schedule, device, seed
 def scheduled_lr(t: dict, step: int, total_steps: int, plateau_factor: float) -> float:
     """Learning rate for optimizer step `step` (0-based): warmup x schedule x plateau factor."""
     lr = t["lr"]
@@ -132,12 +124,11 @@ class Trainer:
     def __init__(self, task, cfg: dict, run_dir: Path, config_path: str = "CONFIG", show_progress: bool = True):
         self.task, self.cfg, self.t = task, cfg, cfg["trainer"]
         self.run_dir = Path(run_dir)
-        self.config_path = config_path
         self.model = task.model
         self.device = next(self.model.parameters()).device
         precision.check(self.t["precision"], self.device, f"{config_path}: trainer.precision")
-        self.scaler = precision.grad_scaler(self.t["precision"], self.device)  # fp16 only
-        self.optimizer = build_optimizer(self.model.parameters(), self.t)
+        self.step = TrainingStep(task, self.t, self.device)
+        self.optimizer, self.scaler = self.step.optimizer, self.step.scaler  # what checkpoints save
         self.state = TrainState()
         self.carry = None
         self._window = None  # running sums since the last log line
@@ -222,25 +213,10 @@ class Trainer:
         lr = scheduled_lr(t, s.step, self.total_steps, s.lr_factor)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        self.model.train()
-        with self._autocast():
-            loss, self.carry, n_tokens = self.task.train_step(batch, self.carry)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            self._diverged(f"loss became {loss_value}")
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is None:
-            loss.backward()
-            grad_norm = self._clip()
-            if not math.isfinite(grad_norm):
-                self._diverged(f"gradient norm became {grad_norm}")
-            self.optimizer.step()
-        else:  # fp16: scale the loss; the scaler skips steps whose gradients overflowed
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            grad_norm = self._clip()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        try:
+            loss_value, grad_norm, self.carry, n_tokens = self.step(batch, self.carry)
+        except Diverged as e:
+            self._diverged(str(e))
         s.step += 1
         self._probe_speed(n_tokens)
         w = self._window
@@ -283,22 +259,13 @@ class Trainer:
     def _autocast(self):
         return precision.autocast(self.t["precision"], self.device)
 
-    def _clip(self) -> float:
-        """Clip as configured; return the global gradient norm before clipping."""
-        params = [p for p in self.model.parameters() if p.grad is not None]
-        max_norm = self.t["clip_grad_norm"]
-        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else math.inf)
-        if self.t["clip_grad_value"] is not None:
-            torch.nn.utils.clip_grad_value_(params, self.t["clip_grad_value"])
-        return float(norm)
-
     def _diverged(self, what: str) -> None:
         last = self.run_dir / "last.pt"
         good = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise TrainingError(
             f"{what} at step {self.state.step + 1} (epoch {self.state.epoch}); training stopped and "
             f"{good}. Try a lower trainer.lr or trainer.clip_grad_norm."
-        )
+        ) from None
 
     # ---- validation, best checkpoint, early stopping, plateau schedule
     def _validate(self) -> bool:
@@ -331,10 +298,7 @@ class Trainer:
     def _finish(self, stopped: str) -> dict:
         s = self.state
         if stopped == "interrupted":
-            self.progress.message(
-                f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}. Resume with:\n"
-                f"  rnncli train {self.config_path} --resume {self.run_dir}"
-            )
+            self.progress.message(f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}.")
         summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
                    f"best val {self.task.metric}": s.best, "best step": s.best_step,
                    "run directory": str(self.run_dir)}

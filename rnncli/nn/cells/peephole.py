@@ -72,7 +72,7 @@ class PeepholeLSTMCell(nn.Module):
     def recurrent_step(
         self, xw: Tensor, state: tuple[Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
-        """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c). Fused ops keep the loop lean."""
+        """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c)."""
         return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
 
     def pointwise(self, gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
