@@ -2,7 +2,7 @@
 
 Part 1, the grid. For batch 32/64 x hidden 256/512 x 1/2 layers (T = 100, embedding 64, vocab 65)
 a char-LM training step (embedding -> stack -> linear, cross-entropy, backward, Adam) with:
-    nn.LSTM, nn.GRU, nn.RNN          torch's fused kernels
+    nn.LSTM, nn.GRU, nn.RNN          torch's kernels
     lstm (bptt)                      rnncli's hand-written BPTT running the standard LSTM
     peephole_lstm, cifg_lstm         rnncli's hand-written BPTT (the default path)
     peephole (autograd)              the plain autograd loop, for reference (--autograd)
@@ -38,9 +38,9 @@ from rnncli.training import precision
 VOCAB, EMBEDDING, STEPS_T = 65, 64, 100
 GRID = [(b, h, n) for b in (32, 64) for h in (256, 512) for n in (1, 2)]
 VARIANTS = {  # name -> (cell, impl)
-    "nn.LSTM": ("lstm", "fused"), "nn.GRU": ("gru", "fused"), "nn.RNN": ("rnn", "fused"),
-    "lstm (bptt)": ("lstm", "bptt"), "peephole_lstm": ("peephole_lstm", "fused"),
-    "cifg_lstm": ("cifg_lstm", "fused"), "peephole (autograd)": ("peephole_lstm", "autograd"),
+    "nn.LSTM": ("lstm", "auto"), "nn.GRU": ("gru", "auto"), "nn.RNN": ("rnn", "auto"),
+    "lstm (bptt)": ("lstm", "bptt"), "peephole_lstm": ("peephole_lstm", "auto"),
+    "cifg_lstm": ("cifg_lstm", "auto"), "peephole (autograd)": ("peephole_lstm", "autograd"),
 }
 
 
@@ -119,7 +119,7 @@ def trainer_vs_bare(cell: str, batch: int, hidden: int, layers: int, rounds: int
 
 def _bare_loop(path: str, cell: str, batch: int, hidden: int, layers: int, steps: int) -> float:
     from rnncli.data.text import BPTTWindows, batchify, read_text
-    from rnncli.nn.recurrent import detach_state
+    from rnncli.nn.state import detach_state
 
     torch.manual_seed(1234)
     text = read_text(path)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import yaml
 
-from rnncli.config import dump_config, load_config
+from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
@@ -52,7 +52,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         run_dir = Path(resume)
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
         cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
-        _check_resumable(ckpt["config"], cfg, run_dir)
+        _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
     else:
         cfg = load_config(config_path, overrides)
         run_dir = run_directory(cfg)
@@ -108,7 +108,7 @@ def load_run(run_dir: str, which: str = "best", device: str = "auto"):
     """Rebuild the task of a trained run from its checkpoint (`best` or `last`), without data:
     `task.load_data(data_file=None)` loads the evaluation splits (or a file)."""
     ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
-    cfg = ckpt["config"]
+    cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
     dev = select_device(device)
     task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
     return cfg, task, ckpt

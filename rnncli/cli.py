@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from rnncli import api
 from rnncli.errors import ArgumentError, RnncliError
+from rnncli.nn.cells import CELL_NAMES
 from rnncli.tasks.base import Translates
 from rnncli.training.progress import metrics_table
 
@@ -236,7 +237,7 @@ def diagnose(
 @app.command()
 def compare(
     config: str = typer.Argument(..., help="YAML config (only keys valid for every cell)"),
-    cells: str = typer.Option("rnn,lstm,gru,peephole_lstm,cifg_lstm", "--cells", help="comma-separated cells"),
+    cells: str = typer.Option(",".join(CELL_NAMES), "--cells", help="comma-separated cells"),
     seeds: int = typer.Option(3, "--seeds", help="runs per cell: trainer.seed, seed+1, ..."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     out: Optional[str] = typer.Option(None, "--dir", help="compare directory (default run.dir/compare-<config>)"),

@@ -18,6 +18,7 @@ one explicitly is an error that says why.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,9 +154,38 @@ def _resolve_section(section: str, values: dict, fields: dict[str, Field], where
     out = {}
     for key, field in fields.items():
         if key in values:
-            out[key] = coerce(values[key], field, f"{where(section, key)}: {section}.{key}")
+            value = _renamed(values[key], field, where(section, key), f"{section}.{key}")
+            out[key] = coerce(value, field, f"{where(section, key)}: {section}.{key}")
         else:
             out[key] = field.default
+    return out
+
+
+def _renamed(value: Any, field: Field, where: str, name: str) -> Any:
+    """Today's spelling of a renamed value, with a FutureWarning that points at where it was
+    written: `path:line` of the YAML file (Python then shows that line), or the override."""
+    if not field.renamed or not isinstance(value, str) or value not in field.renamed:
+        return value
+    new = field.renamed[value]
+    message = f"{name} = '{value}' is deprecated: write '{new}' (the same meaning)"
+    path, _, line = where.rpartition(":")
+    if line.isdigit():
+        warnings.warn_explicit(message, FutureWarning, path, int(line))
+    else:  # from an override (--set), or a file without line numbers: no source line to show
+        warnings.warn_explicit(f"{where}: {message}", FutureWarning, "<overrides>", 1)
+    return new
+
+
+def upgrade(cfg: dict) -> dict:
+    """A resolved config saved by an older rnncli (in a run directory or a checkpoint), with renamed
+    values in today's spelling. Silent: rnncli wrote those files, the user did not."""
+    schema = task_schema(cfg["task"])
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in cfg.items()}
+    for section in SECTIONS:
+        for key, field in schema[section].items():
+            value = out.get(section, {}).get(key)
+            if field.renamed and isinstance(value, str) and value in field.renamed:
+                out[section][key] = field.renamed[value]
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
-from rnncli.nn.cells import CELL_NAMES, CUSTOM_CELLS, LSTM_FAMILY, NONLINEARITIES
+from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
 
 SECTIONS = ("data", "model", "trainer", "run")
@@ -32,16 +32,23 @@ class Field:
     max: float | None = None
     when: Callable[[dict], bool] | None = None  # gets the resolved config (all sections)
     when_text: str = ""  # human form of `when`, e.g. "model.cell is rnn"
+    renamed: dict[str, str] | None = None  # old spelling -> today's, accepted with a FutureWarning
 
 
 Schema = dict[str, dict[str, Field]]  # section -> key -> Field
 
 
 # --------------------------------------------------------------------------- shared fields
-def _cell(cfg: dict) -> str:
-    return cfg["model"].get("cell", "")
+def _is(key: str, *values: str) -> Callable[[dict], bool]:
+    section, name = key.split(".")
+    return lambda c: c[section].get(name) in values
 
 
+def _for_cells(test: Callable[[type], bool]) -> dict:
+    """`when` and `when_text` of a key that applies to the cells whose class passes `test`."""
+    cells = cells_where(test)
+    text = "model.cell is " + (cells[0] if len(cells) == 1 else "one of " + ", ".join(cells))
+    return {"when": _is("model.cell", *cells), "when_text": text}
 
 
 def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
@@ -53,7 +60,7 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
         "dropout": Field("float", 0.0, "dropout between layers and before the output", min=0, max=0.99),
         "nonlinearity": Field(
             "str", "tanh", "Elman RNN activation", choices=NONLINEARITIES,
-            when=lambda c: _cell(c) == "rnn", when_text="model.cell is rnn",
+            **_for_cells(lambda c: len(c.nonlinearities) > 1),
         ),
         "recurrent_init": Field(
             "str", "orthogonal", "init of W_hh (per gate block)",
@@ -65,14 +72,13 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
         ),
         "forget_bias": Field(
             "float", 1.0, "effective forget-gate bias (b_ih + b_hh)",
-            when=lambda c: _cell(c) in LSTM_FAMILY,
-            when_text="model.cell is one of " + ", ".join(LSTM_FAMILY),
+            **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "fused", "fused: hand-written BPTT (fast); autograd: plain loop (reference)",
-            choices=("fused", "autograd"),
-            when=lambda c: _cell(c) in CUSTOM_CELLS,
-            when_text="model.cell is one of " + ", ".join(CUSTOM_CELLS),
+            "str", "bptt", "bptt: hand-written BPTT (fast); autograd: plain loop (reference)",
+            choices=("bptt", "autograd"), renamed={"fused": "bptt"},
+            # only a cell without a torch kernel but with a hand-written BPTT has a path to choose
+            **_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None),
         ),
     }
     if bidirectional:
@@ -97,11 +103,6 @@ def check_split(split: list[float], where: str, example: list[float]) -> None:
     if len(split) != 3 or abs(sum(split) - 1) > 1e-6 or split[0] == 0 or split[1] == 0:
         raise ConfigError(f"{where}: data.split = {split}: expected [train, val, test] fractions summing to 1, "
                           f"with train and val > 0 (e.g. {example})")
-
-
-def _is(key: str, *values: str) -> Callable[[dict], bool]:
-    section, name = key.split(".")
-    return lambda c: c[section].get(name) in values
 
 
 TRAINER_FIELDS: dict[str, Field] = {

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from rnncli.nn.bptt import block_permutation, lstm_family_layer
-from rnncli.nn.cells import make_cell
+from rnncli.nn.cells import cells_where, make_cell
 from rnncli.nn.recurrent import Recurrent, run_cell, time_mask
 
-KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
+KINDS = cells_where(lambda c: c.bptt_kind is not None)  # every cell with a hand-written BPTT
 F64 = torch.float64
 
 
 def _weights(cell):
-    peep = (cell.weight_ci, cell.weight_cf, cell.weight_co) if hasattr(cell, "weight_ci") else None
+    peep = tuple(getattr(cell, name) for name in cell.extra_params) or None
     return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, peep
 
 
@@ -96,7 +96,7 @@ def _pair(cell, impl_a, impl_b, **kw):
 @pytest.mark.parametrize("cell", ["peephole_lstm", "cifg_lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_recurrent_fused_equals_autograd_stacked_packed(cell, bidirectional):
-    fast, slow = _pair(cell, "fused", "autograd", num_layers=2, bidirectional=bidirectional)
+    fast, slow = _pair(cell, "auto", "autograd", num_layers=2, bidirectional=bidirectional)
     assert fast.path() == "bptt" and slow.path() == "autograd"
     x = torch.randn(3, 7, 4, dtype=F64, requires_grad=True)
     lengths = torch.tensor([7, 2, 5])
@@ -113,7 +113,7 @@ def test_recurrent_fused_equals_autograd_stacked_packed(cell, bidirectional):
 
 
 def test_lstm_on_the_bptt_path_equals_nn_lstm():
-    torch_path, ours = _pair("lstm", "fused", "bptt", num_layers=2, bidirectional=True)
+    torch_path, ours = _pair("lstm", "auto", "bptt", num_layers=2, bidirectional=True)
     assert torch_path.path() == "torch" and ours.path() == "bptt"
     x = torch.randn(2, 6, 4, dtype=F64, requires_grad=True)
     lengths = torch.tensor([6, 3])

@@ -5,9 +5,10 @@ from torch import nn
 
 from rnncli.nn.cells import (
     CELL_NAMES,
-    LSTM_FAMILY,
     CIFGLSTMCell,
     PeepholeLSTMCell,
+    cell_class,
+    cells_where,
     make_cell,
     num_gates,
     zero_state,
@@ -25,7 +26,7 @@ TORCH_CELLS = {
 
 def random_state(cell, batch=B, hidden=H, dtype=torch.float32):
     h = torch.randn(batch, hidden, dtype=dtype)
-    return (h, torch.randn(batch, hidden, dtype=dtype)) if cell in LSTM_FAMILY else h
+    return (h, torch.randn(batch, hidden, dtype=dtype)) if cell_class(cell).state_kind == "hc" else h
 
 
 def as_tuple(state):
@@ -126,7 +127,7 @@ def test_parameter_count_formula(cell, bias):
     """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases."""
     module = make_cell(cell, I, H, bias=bias)
     expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0))
-    expected += 3 * H if cell == "peephole_lstm" else 0
+    expected += H * len(cell_class(cell).extra_params)  # the peepholes: (H,) each
     assert sum(p.numel() for p in module.parameters()) == expected
     assert module.weight_ih.shape == (num_gates(cell) * H, I)
     assert module.weight_hh.shape == (num_gates(cell) * H, H)
@@ -145,9 +146,8 @@ def test_recurrent_parameters_are_a_multiple_of_elman(cell, factor):
 
 
 def test_num_gates():
-    assert {c: num_gates(c) for c in CELL_NAMES} == {
-        "rnn": 1, "lstm": 4, "gru": 3, "peephole_lstm": 4, "cifg_lstm": 3,
-    }
+    expected = {"rnn": 1, "lstm": 4, "gru": 3, "peephole_lstm": 4, "cifg_lstm": 3}
+    assert {c: num_gates(c) for c in expected} == expected
 
 
 def test_unknown_cell_names_the_value_and_closest_match():
@@ -162,3 +162,85 @@ def test_nonlinearity_only_for_rnn():
         make_cell("gru", I, H, nonlinearity="relu")
     with pytest.raises(ValueError, match="'sigmoid'.*tanh, relu"):
         make_cell("rnn", I, H, nonlinearity="sigmoid")
+
+
+# --------------------------------------------------------------------------- what each class declares
+FACTS = {  # the Cell protocol's class attributes and what each may hold
+    "name": str, "gate_names": tuple, "num_gates": int, "state_kind": str, "forget_block": (int, type(None)),
+    "sigmoid_gates": tuple, "nonlinearities": tuple, "torch_kernel": (type, type(None)), "folds_b_hh": bool,
+    "bptt_kind": (str, type(None)), "bptt_gates": (tuple, type(None)), "extra_params": tuple,
+}
+
+
+def test_the_protocol_lists_every_fact():
+    from typing import get_type_hints
+
+    from rnncli.nn.cells import Cell
+
+    declared = {k for k, v in get_type_hints(Cell).items() if "ClassVar" in str(v)}
+    assert declared == set(FACTS)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_every_cell_class_declares_every_fact_consistently(cell):
+    from rnncli.nn import fused_cpu
+
+    cls = cell_class(cell)
+    for fact, kind in FACTS.items():
+        assert fact in vars(cls), f"{cls.__name__} does not declare {fact}"  # its own, not inherited
+        assert isinstance(getattr(cls, fact), kind), fact
+    assert cls.name == cell and cls.num_gates == len(cls.gate_names) == len(set(cls.gate_names))
+    assert cls.state_kind in ("h", "hc")
+    assert cls.forget_block is None or cls.gate_names[cls.forget_block] == "f"
+    assert set(cls.sigmoid_gates) <= set(cls.gate_names) and cls.nonlinearities[0] == "tanh"
+    if cls.bptt_kind is not None:  # the hand-written BPTT: (h, c), one bias sum, a known kernel
+        assert cls.bptt_kind in fused_cpu.KINDS and cls.state_kind == "hc" and cls.folds_b_hh
+        assert sorted(cls.bptt_gates) == sorted(cls.gate_names) and "g" in cls.bptt_gates
+    else:
+        assert cls.bptt_gates is None and not cls.extra_params
+    names = {n for n, _ in make_cell(cell, I, H).named_parameters()}
+    assert names == {"weight_ih", "weight_hh", "bias_ih", "bias_hh", *cls.extra_params}
+
+
+@pytest.mark.parametrize("cell", cells_where(lambda c: c.torch_kernel is not None))
+def test_the_torch_kernel_has_the_same_layout_and_equations(cell):
+    """Same gate blocks (G*H rows), same state kind, same numbers over a whole sequence."""
+    torch.manual_seed(0)
+    cls = cell_class(cell)
+    ours, ref = make_cell(cell, I, H), cls.torch_kernel(I, H)
+    assert ref.weight_ih_l0.shape == (cls.num_gates * H, I) and ref.weight_hh_l0.shape == (cls.num_gates * H, H)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(ref, name + "_l0").copy_(getattr(ours, name))
+    x = torch.randn(6, B, I)
+    out, final = ref(x)
+    assert isinstance(final, tuple) == (cls.state_kind == "hc")
+    state = zero_state(cell, B, H)
+    for t in range(6):
+        state = ours(x[t], state)
+        torch.testing.assert_close(as_tuple(state)[0], out[t], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_gate_activations_are_the_declared_sigmoid_gates(cell):
+    """Labels name the sigmoid gates in order ('forget f', ...), values in (0, 1); the forget gate is
+    the block the forget bias goes into (a large forget bias with zero weights opens it fully)."""
+    from rnncli.nn.init import init_recurrent_
+
+    torch.manual_seed(0)
+    cls, module = cell_class(cell), make_cell(cell, I, H)
+    x, state = torch.randn(B, I), random_state(cell)
+
+    def gates():
+        xw = x @ module.weight_ih.T + module.bias_ih
+        return module.gate_activations(xw, state, module.recurrent_step(xw, state))
+
+    assert [label.split()[1] for label in gates()] == list(cls.sigmoid_gates)
+    assert all(((v > 0) & (v < 1)).all() for v in gates().values())
+    init_recurrent_(module, cell, H, forget_bias=30.0)
+    with torch.no_grad():  # every pre-activation = its bias (peepholes off too)
+        for name in ("weight_ih", "weight_hh", *cls.extra_params):
+            getattr(module, name).zero_()
+    for label, value in gates().items():
+        expected = 1.0 if label.startswith("forget") else 0.5
+        torch.testing.assert_close(value, torch.full((B, H), expected))

@@ -11,9 +11,10 @@ from test_synthetic import synthetic_config
 
 from rnncli import api
 from rnncli.errors import RunError
-from rnncli.nn.cells import CELL_NAMES
+from rnncli.nn.cells import CELL_NAMES, cell_class
+from rnncli.nn.health import gradient_flow, spectra, unroll
 from rnncli.nn.recurrent import Recurrent
-from rnncli.tools.diagnose import diagnose, gradient_flow, sparkline, spectra, unroll
+from rnncli.tools.diagnose import diagnose, sparkline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -27,7 +28,7 @@ def test_unroll_reproduces_the_layer_for_every_cell(cell, num_layers, bidirectio
     out, hs, gates = unroll(rnn, x)
     torch.testing.assert_close(out, rnn(x)[0], rtol=1e-5, atol=1e-6)
     assert len(hs) == num_layers * (2 if bidirectional else 1) and all(len(h) == 7 for h in hs)
-    assert bool(gates[0]) == (cell != "rnn")
+    assert bool(gates[0]) == bool(cell_class(cell).sigmoid_gates)
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -41,7 +42,7 @@ def test_gradient_flow_runs_on_every_cell_with_sane_statistics(cell):
         for g in stats:
             assert 0 < g["mean"] < 1 and g["saturated"] == pytest.approx(g["low"] + g["high"])
     rows = spectra(rnn)
-    blocks = {"rnn": 1, "lstm": 4, "peephole_lstm": 4, "gru": 3, "cifg_lstm": 3}[cell]
+    blocks = cell_class(cell).num_gates
     assert len(rows) == 2 * blocks
     # orthogonal init (the default) -> every block has all singular values 1
     assert all(r["max_singular"] == pytest.approx(1.0, abs=1e-5) for r in rows)

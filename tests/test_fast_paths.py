@@ -27,7 +27,7 @@ NATIVE_BF16, _ = precision.hardware_support("bf16", torch.device("cpu"))
 def test_impl_is_a_key_of_the_custom_cells(make_config, cell):
     cfg = load_config(make_config(model={"cell": cell, "impl": "autograd"}))
     assert cfg["model"]["impl"] == "autograd"
-    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "fused"
+    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "bptt"
 
 
 def test_impl_on_a_standard_cell_says_when_it_applies(make_config):
@@ -36,7 +36,7 @@ def test_impl_on_a_standard_cell_says_when_it_applies(make_config):
 
 
 def test_bad_impl_value_lists_the_choices(make_config):
-    with pytest.raises(ConfigError, match=r"fused.*autograd"):
+    with pytest.raises(ConfigError, match=r"bptt.*autograd"):
         load_config(make_config(model={"cell": "cifg_lstm", "impl": "jit"}))
 
 
@@ -106,7 +106,7 @@ def test_train_reports_the_path_of_each_stack_and_a_measured_speed(make_config, 
 
 def test_train_report_for_a_standard_cell_names_the_torch_kernel(make_config, capsys):
     api.train(str(make_config(model={"cell": "gru"})), show_progress=True)
-    assert "fused torch kernel (nn.GRU)" in capsys.readouterr().err
+    assert "torch kernel (nn.GRU)" in capsys.readouterr().err
 
 
 def test_bench_measures_and_writes_no_run(make_config, tmp_path):
@@ -122,7 +122,7 @@ def test_bench_measures_and_writes_no_run(make_config, tmp_path):
 def test_bench_cli_prints_the_table(make_config):
     result = runner.invoke(app, ["bench", str(make_config(model={"cell": "lstm"})), "--steps", "1"])
     assert result.exit_code == 0, result.output
-    assert "fused torch kernel (nn.LSTM)" in result.output
+    assert "torch kernel (nn.LSTM)" in result.output
     for word in ("train", "eval", "generate", "tokens/s", "chars/s"):
         assert word in result.output
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from rnncli.nn.cells import CELL_NAMES, LSTM_FAMILY, num_gates
-from rnncli.nn.init import forget_block, init_recurrent_
+from rnncli.nn.cells import CELL_NAMES, cell_class, cells_where, num_gates
+from rnncli.nn.init import init_recurrent_
 from rnncli.nn.recurrent import Recurrent
 
 I, H = 3, 4
@@ -34,8 +34,8 @@ def test_default_init(cell):
                  zip(params_named(layer, "bias_ih"), params_named(layer, "bias_hh"))]
     for bias in effective:
         expected = torch.zeros(gates * H)
-        if cell in LSTM_FAMILY:
-            f = forget_block(cell)
+        f = cell_class(cell).forget_block
+        if f is not None:
             expected[f * H : (f + 1) * H] = 1.0
         assert torch.equal(bias, expected)
     for b_hh in params_named(layer, "bias_hh"):
@@ -43,14 +43,15 @@ def test_default_init(cell):
 
 
 def test_forget_block_positions():
-    assert [forget_block(c) for c in CELL_NAMES] == [None, 1, None, 1, 0]
+    expected = {"rnn": None, "lstm": 1, "gru": None, "peephole_lstm": 1, "cifg_lstm": 0}
+    assert {c: cell_class(c).forget_block for c in expected} == expected
 
 
-@pytest.mark.parametrize("cell", LSTM_FAMILY)
+@pytest.mark.parametrize("cell", cells_where(lambda c: c.forget_block is not None))
 def test_forget_bias_value(cell):
     layer = Recurrent(cell, I, H, forget_bias=2.5)
     b_ih = params_named(layer, "bias_ih")[0]
-    f = forget_block(cell)
+    f = cell_class(cell).forget_block
     assert torch.equal(b_ih[f * H : (f + 1) * H], torch.full((H,), 2.5))
     assert b_ih.sum().item() == 2.5 * H
 

@@ -4,10 +4,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from rnncli.nn.cells import CELL_NAMES, LSTM_FAMILY
-from rnncli.nn.recurrent import Recurrent, detach_state, reverse_padded, select_state
+from rnncli.nn.cells import CELL_NAMES, cell_class, cells_where
+from rnncli.nn.recurrent import Recurrent, reverse_padded
 
-CUSTOM = ("peephole_lstm", "cifg_lstm")
+CUSTOM = cells_where(lambda c: c.torch_kernel is None)  # the cells Recurrent keeps as cells
 I, H = 3, 4
 
 
@@ -83,15 +83,15 @@ def test_recurrent_gradcheck(cell):
     params = dict(layer.named_parameters())
     x = torch.randn(3, 4, 2, dtype=torch.float64, requires_grad=True)
     lengths = torch.tensor([4, 1, 3])
-    h0, c0 = (torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True) for _ in range(2))
+    n_state = len(cell_class(cell).state_kind)  # 1: h, 2: (h, c)
+    state = [torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True) for _ in range(n_state)]
 
-    def run(x, h0, c0, *values):
-        out, (h, c) = torch.func.functional_call(
-            layer, dict(zip(params, values)), (x, lengths, (h0, c0))
-        )
-        return out, h, c
+    def run(x, *values):
+        init = tuple(values[:n_state]) if n_state == 2 else values[0]
+        out, final = torch.func.functional_call(layer, dict(zip(params, values[n_state:])), (x, lengths, init))
+        return (out, *as_tuple(final))
 
-    assert torch.autograd.gradcheck(run, (x, h0, c0, *params.values()))
+    assert torch.autograd.gradcheck(run, (x, *state, *params.values()))
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
@@ -170,7 +170,7 @@ def test_initial_state_and_sizes(cell):
     layer = Recurrent(cell, I, H, num_layers=3, bidirectional=True)
     assert (layer.num_directions, layer.output_size) == (2, 2 * H)
     state = layer.initial_state(5)
-    assert isinstance(state, tuple) == (cell in LSTM_FAMILY)
+    assert isinstance(state, tuple) == (cell_class(cell).state_kind == "hc")
     for s in as_tuple(state):
         assert s.shape == (6, 5, H) and not s.any()
 
@@ -191,14 +191,3 @@ def test_reverse_padded():
     assert torch.equal(reverse_padded(reverse_padded(x, lengths), lengths), x)
     time_major = reverse_padded(x.T, lengths, batch_first=False)
     assert torch.equal(time_major, reverse_padded(x, lengths).T)
-
-
-def test_detach_and_select_state():
-    h = torch.randn(2, 4, H, requires_grad=True)
-    state = (h * 2, h * 3)
-    assert all(not s.requires_grad for s in detach_state(state))
-    assert not detach_state(h * 2).requires_grad and detach_state(None) is None
-    index = torch.tensor([3, 0])
-    picked = select_state(state, index)
-    assert picked[0].shape == (2, 2, H) and torch.equal(picked[1], state[1][:, [3, 0]])
-    assert torch.equal(select_state(h, 1), h[:, 1])

@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from rnncli.data.text import CharVocab
+from rnncli.nn.cells import CELL_NAMES, cell_class, cells_where
 from rnncli.decoding.sampling import next_token
 from rnncli.nn.recurrent import Recurrent
-from rnncli.nn.stepper import Stepper, join_state, split_state
 from rnncli.models.char_lm import CharLM
+from rnncli.nn.state import join_state, split_state
+from rnncli.nn.stepper import Stepper
 from rnncli.tasks.char_lm import generate
 
-CELLS = [("rnn", "tanh"), ("rnn", "relu"), ("lstm", "tanh"), ("gru", "tanh"),
-         ("peephole_lstm", "tanh"), ("cifg_lstm", "tanh")]
+CELLS = [(cell, n) for cell in CELL_NAMES for n in cell_class(cell).nonlinearities]
 EVERY_CELL = pytest.mark.parametrize("cell,nonlinearity", CELLS, ids=[f"{c}-{n}" for c, n in CELLS])
 LAYERS = pytest.mark.parametrize("num_layers", [1, 2])
 VOCAB, STEPS, BATCH = 7, 9, 2
@@ -106,7 +107,7 @@ def test_embedding_size_must_match():
         Stepper(Recurrent("gru", 4, 6), torch.nn.Embedding(VOCAB, 3))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "peephole_lstm", "cifg_lstm"])
+@pytest.mark.parametrize("cell", cells_where(lambda c: c.bptt_kind is not None))
 @pytest.mark.parametrize("compiled", [True, False], ids=["compiled-step", "eager-step"])
 def test_lstm_family_steps_match_with_and_without_the_compiled_step(cell, compiled, monkeypatch):
     """The LSTM family steps through rnncli/nn/fused_cpu.py when it is built, else through torch ops;

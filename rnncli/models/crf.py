@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnncli.nn.state import lengths_mask
+
 FORBIDDEN = -10000.0  # added to a disallowed move; exp() of it is 0 in float32
 
 
@@ -46,7 +48,7 @@ class CRF(nn.Module):
     def path_score(self, emissions: Tensor, tags: Tensor, lengths: Tensor) -> Tensor:
         """Score of the given tag paths: emissions (B, T, K), tags (B, T), lengths (B,) -> (B,)."""
         start, trans, end = self._scores()
-        mask = _mask(lengths, emissions.size(1)).to(emissions.dtype)  # (B, T)
+        mask = lengths_mask(lengths, emissions.size(1)).to(emissions.dtype)  # (B, T)
         emit = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
         score = start[tags[:, 0]] + (emit * mask).sum(1)
         score = score + (trans[tags[:, :-1], tags[:, 1:]] * mask[:, 1:]).sum(1)
@@ -56,7 +58,7 @@ class CRF(nn.Module):
     def log_partition(self, emissions: Tensor, lengths: Tensor) -> Tensor:
         """log Z by the forward algorithm: (B, T, K) -> (B,)."""
         start, trans, end = self._scores()
-        mask = _mask(lengths, emissions.size(1))
+        mask = lengths_mask(lengths, emissions.size(1))
         alpha = start + emissions[:, 0]  # (B, K)
         for t in range(1, emissions.size(1)):
             # (B, K from, 1) + (K from, K to) -> logsumexp over from -> (B, K to)
@@ -73,7 +75,7 @@ class CRF(nn.Module):
         """Viterbi: the best path of each sequence (its own length) and its score (B,)."""
         start, trans, end = self._scores()
         batch, steps, k = emissions.shape
-        mask = _mask(lengths, steps)
+        mask = lengths_mask(lengths, steps)
         score = start + emissions[:, 0]  # (B, K)
         keep = torch.arange(k, device=emissions.device).expand(batch, k)  # identity back-pointer
         pointers = []
@@ -89,8 +91,3 @@ class CRF(nn.Module):
             path.append(arg.gather(1, path[-1].unsqueeze(1)).squeeze(1))
         tags = torch.stack(path[::-1], dim=1).tolist()  # (B, T); padded steps repeat the last tag
         return [row[:n] for row, n in zip(tags, lengths.tolist())], best_score
-
-
-def _mask(lengths: Tensor, steps: int) -> Tensor:
-    """(B, T) bool, True where t < length."""
-    return torch.arange(steps, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnncli.nn.state import lengths_mask
+
 POOLINGS = ("last", "mean", "max", "attention")
 
 
@@ -44,7 +46,7 @@ def pool(kind: str, out: torch.Tensor, state, lengths: torch.Tensor, num_directi
     """Recurrent outputs (B, T, S) -> one vector per sentence (B, S), padding ignored."""
     if kind == "last":
         return last_states(state, num_directions)
-    mask = torch.arange(out.shape[1], device=out.device) < lengths.to(out.device).unsqueeze(1)  # (B, T)
+    mask = lengths_mask(lengths.to(out.device), out.shape[1])  # (B, T)
     if kind == "mean":  # padded outputs are exactly zero
         return out.sum(dim=1) / lengths.to(out.device, out.dtype).unsqueeze(1)
     if kind == "max":

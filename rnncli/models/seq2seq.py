@@ -18,16 +18,15 @@ decoder state is a `DecoderState` (rnn state, previous h̃ for input feeding).
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional
 
 import torch
 from torch import Tensor, nn
 
-from rnncli.nn.cells import LSTM_FAMILY
 from rnncli.nn.recurrent import Recurrent
+from rnncli.nn.state import State, lengths_mask
 
 ATTENTIONS = ("none", "dot", "general", "additive")
-RnnState = Union[Tensor, tuple[Tensor, Tensor]]  # h (L, B, H) or (h, c)
 
 
 class Memory(NamedTuple):
@@ -39,7 +38,7 @@ class Memory(NamedTuple):
 
 
 class DecoderState(NamedTuple):
-    rnn: RnnState  # h (L, B, H), or (h, c) for the LSTM family
+    rnn: State  # h (L, B, H), or (h, c) for the LSTM family
     feed: Optional[Tensor]  # (B, H) previous attentional state h̃ (input feeding), else None
 
 
@@ -102,7 +101,7 @@ class Bridge(nn.Module):
         out = torch.tanh(layer(flat))  # (B, L*H_dec)
         return out.view(-1, self.dec_layers, self.dec_hidden).transpose(0, 1).contiguous()  # (L, B, H_dec)
 
-    def forward(self, enc_state: RnnState, num_directions: int, batch: int, like: Tensor) -> RnnState:
+    def forward(self, enc_state: State, num_directions: int, batch: int, like: Tensor) -> State:
         if self.kind == "zeros":
             h = like.new_zeros(self.dec_layers, batch, self.dec_hidden)
             return (h, torch.zeros_like(h)) if self.lstm else h
@@ -133,7 +132,8 @@ class Seq2Seq(nn.Module):
         enc_size, cell, dropout = self.encoder.output_size, self.encoder.cell, self.encoder.dropout
         decoder_hidden_size = decoder_hidden_size or self.encoder.hidden_size
         decoder_num_layers = decoder_num_layers or self.encoder.num_layers
-        self.bridge = Bridge(bridge, enc_size, decoder_hidden_size, decoder_num_layers, cell in LSTM_FAMILY)
+        has_c = self.encoder.cell_class.state_kind == "hc"  # the state is (h, c): the bridge maps c too
+        self.bridge = Bridge(bridge, enc_size, decoder_hidden_size, decoder_num_layers, has_c)
         dec_in = embedding_dim + (decoder_hidden_size if self.input_feeding else 0)
         self.decoder = Recurrent(**{**recurrent, "input_size": dec_in, "hidden_size": decoder_hidden_size,
                                     "num_layers": decoder_num_layers, "bidirectional": False})
@@ -147,7 +147,7 @@ class Seq2Seq(nn.Module):
     def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
         """src (B, S) ids, lengths (B,) -> memory over the source and the initial decoder state."""
         out, final = self.encoder(self.dropout(self.src_embedding(src)), lengths)  # (B, S, D*H)
-        mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        mask = lengths_mask(lengths.to(src.device), src.size(1))  # (B, S)
         projected = self.attention.project(out) if self.attention_kind != "none" else None
         rnn = self.bridge(final, self.encoder.num_directions, src.size(0), out)
         feed = out.new_zeros(src.size(0), self.decoder.hidden_size) if self.input_feeding else None

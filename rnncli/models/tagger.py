@@ -14,6 +14,7 @@ from torch import nn
 
 from rnncli.models.crf import CRF
 from rnncli.nn.recurrent import Recurrent
+from rnncli.nn.state import lengths_mask
 
 
 class CharEncoder(nn.Module):
@@ -37,7 +38,7 @@ class CharEncoder(nn.Module):
             _, (h, _) = self.rnn(x, lengths)  # h (2, N, H): forward and backward final states
             return torch.cat([h[0], h[1]], dim=1)
         y = self.conv(x.transpose(1, 2))[:, :, : chars.size(1)]  # (N, H, L)
-        pad = torch.arange(chars.size(1), device=chars.device) >= lengths.unsqueeze(1)  # (N, L)
+        pad = ~lengths_mask(lengths, chars.size(1))  # (N, L)
         return y.masked_fill(pad.unsqueeze(1), float("-inf")).max(dim=2).values
 
 
@@ -67,7 +68,7 @@ class Tagger(nn.Module):
         row-major order -> emissions (B, T, K)."""
         x = self.embedding(words)  # (B, T, E)
         if self.chars is not None:
-            mask = torch.arange(words.size(1), device=words.device) < lengths.unsqueeze(1)  # (B, T)
+            mask = lengths_mask(lengths, words.size(1))  # (B, T)
             per_word = self.chars(*chars)  # (N, C)
             char_x = x.new_zeros(*words.shape, per_word.size(1)).masked_scatter(mask.unsqueeze(2), per_word)
             x = torch.cat([x, char_x], dim=2)  # (B, T, E + C)

@@ -1,4 +1,5 @@
-"""Hand-written backpropagation through time for the LSTM family (lstm, peephole_lstm, cifg_lstm).
+"""Hand-written backpropagation through time for the cells that declare a `bptt_kind`
+(rnncli/nn/cells/: lstm, the peephole LSTM and the CIFG LSTM).
 
 One layer and direction is one `torch.autograd.Function`: the forward loop runs without autograd
 bookkeeping and saves what the backward needs; the backward runs the reverse loop by hand and
@@ -11,13 +12,16 @@ computes the weight gradients after the loop as single large matmuls over all T*
         gates, c_t, h_t       (pointwise,     dW_hh = dA^T H_prev   dW_ih = dA^T X     (one each)
                                in place)      dX = dA W_ih          db = sum(dA)
 
-The equations are the cells' (see `rnncli/nn/cells/lstm.py`, `peephole.py`, `cifg.py`). Inside, the
-gate blocks are reordered so that all sigmoid gates are adjacent and one op activates them:
+The equations are the cells' (see `rnncli/nn/cells/lstm.py`, `peephole.py`, `cifg.py`); the cell
+class names them (`bptt_kind`) and gives the order its gate blocks take inside (`bptt_gates`, the
+one layout of that cell here, in rnncli/nn/fused_cpu.py and in the stepper's compiled step):
+the sigmoid gates side by side, then the candidate g, then any gate that sees c_t, so that one op
+activates them all:
 
-    kind            torch order     internal order    one sigmoid call (forward)
-    lstm            i, f, g, o      i, f, o, g        i f o g
-    peephole_lstm   i, f, g, o      i, f, g, o        i f g, then o (it sees c_t)
-    cifg_lstm       f, g, o         f, o, g           f o g   (i = 1 - f, no weights)
+    bptt_kind   torch order     bptt_gates        one sigmoid call (forward)
+    lstm        i, f, g, o      i, f, o, g        i f o g
+    peephole    i, f, g, o      i, f, g, o        i f g, then o (it sees c_t)
+    cifg        f, g, o         f, o, g           f o g   (i = 1 - f, no weights)
 
 The candidate g goes through the sigmoid too: its weights are doubled for the forward pass and
 g = 2 σ(2x) - 1 = tanh(x) (the CPU's sigmoid is ~2x cheaper than its tanh).
@@ -40,63 +44,74 @@ import torch
 from torch import Tensor
 
 from rnncli.nn import fused_cpu, onednn
+from rnncli.nn.cells import cell_class, cells_where
 from rnncli.nn.onednn import FixedWeight
 
-KINDS = ("lstm", "peephole_lstm", "cifg_lstm")
-_BLOCK_ORDER = {"lstm": (0, 1, 3, 2), "peephole_lstm": (0, 1, 2, 3), "cifg_lstm": (0, 2, 1)}
-_MEMORY_ORDER = {"lstm": "ifog", "peephole_lstm": "ifgo", "cifg_lstm": "fog"}
+
+def block_permutation(cell: str, hidden_size: int, device=None) -> Tensor:
+    """Row index taking torch's gate order to the cell's `bptt_gates` order, (G*H,)."""
+    spec, h = cell_class(cell), hidden_size
+    order = (spec.gate_names.index(gate) for gate in spec.bptt_gates)
+    return torch.cat([torch.arange(b * h, (b + 1) * h, device=device) for b in order])
 
 
-def block_permutation(kind: str, hidden_size: int, device=None) -> Tensor:
-    """Row index taking torch's gate order to the internal one, (G*H,)."""
-    h = hidden_size
-    blocks = [torch.arange(b * h, (b + 1) * h, device=device) for b in _BLOCK_ORDER[kind]]
-    return torch.cat(blocks)
+def double_candidate(cell: str, w: Tensor, hidden: int) -> Tensor:
+    """A copy of rows in `bptt_gates` order with the candidate block g times 2, for g = 2 σ(2x) - 1."""
+    k = cell_class(cell).bptt_gates.index("g")
+    w = w.clone()
+    w[k * hidden:(k + 1) * hidden] *= 2
+    return w
 
 
 def lstm_family_layer(
-    kind: str, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
+    cell: str, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     bias_ih: Tensor | None, bias_hh: Tensor | None, peepholes: tuple[Tensor, Tensor, Tensor] | None = None,
     mask: Tensor | None = None, compute_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer and direction: x (T, B, I), h0, c0 (B, H) -> (hs (T, B, H), c_T (B, H)).
 
-    Weights in torch's layout and gate order (as `nn.LSTM` / our cells hold them). `peepholes` =
-    (weight_ci, weight_cf, weight_co) for peephole_lstm. hs[t] is the state after step t (carried
-    through padding when `mask` is given; multiply by the mask for zero-padded outputs), so
-    hs[-1] is the final h.
+    `cell` is a registered cell name with a `bptt_kind`. Weights in torch's layout and gate order
+    (as `nn.LSTM` / our cells hold them). `peepholes` = the cell's `extra_params` (weight_ci,
+    weight_cf, weight_co of the peephole LSTM), None for cells without. hs[t] is the state after
+    step t (carried through padding when `mask` is given; multiply by the mask for zero-padded
+    outputs), so hs[-1] is the final h.
     """
-    if kind not in KINDS:
-        raise ValueError(f"hand-written BPTT supports {', '.join(KINDS)}, not {kind!r}")
-    if (kind == "peephole_lstm") != (peepholes is not None):
-        raise ValueError("peephole weights are required for peephole_lstm and only for it")
+    spec = cell_class(cell)
+    if spec.bptt_kind is None:
+        supported = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
+        raise ValueError(f"hand-written BPTT supports {supported}, not {cell!r}")
+    if bool(spec.extra_params) != (peepholes is not None):
+        raise ValueError(f"cell {cell!r} takes {len(spec.extra_params)} peephole weights "
+                         f"({', '.join(spec.extra_params) or 'none'}), got "
+                         f"{'none' if peepholes is None else len(peepholes)}")
     w_ci, w_cf, w_co = peepholes if peepholes is not None else (None, None, None)
-    return _LSTMFamily.apply(kind, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+    return _LSTMFamily.apply(spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                              w_ci, w_cf, w_co, mask)
 
 
 class _LSTMFamily(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, kind, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
+    def forward(ctx, spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
                 w_ci, w_cf, w_co, mask):
         steps, batch, _ = x.shape
         hidden = weight_hh.shape[1]
         dtype = torch.promote_types(h0.dtype, torch.float32)  # state / pointwise dtype
         low = compute_dtype if compute_dtype not in (None, dtype) else None
-        perm = block_permutation(kind, hidden, x.device)
-        w_ih = weight_ih.to(dtype)[perm]  # (G*H, I), internal gate order
+        perm = block_permutation(spec.name, hidden, x.device)
+        w_ih = weight_ih.to(dtype)[perm]  # (G*H, I), in bptt_gates order
         w_hh = weight_hh.to(dtype)[perm]  # (G*H, H)
         bias = _combined_bias(bias_ih, bias_hh, w_hh)
         x_mm = x.to(low or dtype)
         w_ih_mm, w_hh_mm = (w_ih.to(low), w_hh.to(low)) if low else (w_ih, w_hh)
-        w_ih_2g, w_hh_2g = _double_candidate(kind, w_ih_mm, hidden), _double_candidate(kind, w_hh_mm, hidden)
+        w_ih_2g = double_candidate(spec.name, w_ih_mm, hidden)
+        w_hh_2g = double_candidate(spec.name, w_hh_mm, hidden)
         x_rows = x_mm.reshape(steps * batch, -1)  # (T*B, I)
         if bias is None:
             gates = torch.mm(x_rows, w_ih_2g.t()).to(dtype)  # (T*B, G*H)
         elif low:
-            gates = torch.mm(x_rows, w_ih_2g.t()).to(dtype) + _double_candidate(kind, bias[perm], hidden)
+            gates = torch.mm(x_rows, w_ih_2g.t()).to(dtype) + double_candidate(spec.name, bias[perm], hidden)
         else:  # the bias add rides inside the GEMM
-            gates = torch.addmm(_double_candidate(kind, bias[perm], hidden), x_rows, w_ih_2g.t())
+            gates = torch.addmm(double_candidate(spec.name, bias[perm], hidden), x_rows, w_ih_2g.t())
         gates = gates.view(steps, batch, -1)
         hs = x.new_empty((steps + 1, batch, hidden), dtype=dtype)
         cs = torch.empty_like(hs)
@@ -105,9 +120,9 @@ class _LSTMFamily(torch.autograd.Function):
         full = _full_steps(mask, steps)
         peep = None if w_ci is None else (torch.stack((w_ci, w_cf)).to(dtype), w_co.to(dtype))
         fused = _fused(h0, low)  # the C++ step where it can run, else the eager closure
-        step = _forward_step(kind, peep) if fused is None else _fused_forward(fused, kind, peep, hidden)
+        step = _forward_step(spec.bptt_kind, peep) if fused is None else _fused_forward(fused, spec, peep)
         recurrent = _StepMatmul(w_hh_2g, batch, low)  # h (B, H) -> h W_hh^T (B, G*H)
-        views = _step_views(kind, gates, hidden)
+        views = _step_views(spec, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         per_step = list(zip(*views, c_t[:-1], c_t[1:], tc_t, h_t[1:]))  # views made once, not per step
         for t, args in enumerate(per_step):
@@ -118,7 +133,7 @@ class _LSTMFamily(torch.autograd.Function):
                 keep = mask[t]  # (B, 1) True at real steps
                 h_t[t + 1].copy_(torch.where(keep, h_t[t + 1], h_t[t]))
                 c_t[t + 1].copy_(torch.where(keep, c_t[t + 1], c_t[t]))
-        ctx.kind, ctx.low, ctx.full, ctx.hidden = kind, low, full, hidden
+        ctx.spec, ctx.low, ctx.full, ctx.hidden = spec, low, full, hidden
         ctx.peep, ctx.dtypes = peep, (x.dtype, h0.dtype, weight_ih.dtype)
         ctx.has_bias = (bias_ih is not None, bias_hh is not None)
         ctx.save_for_backward(x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm)
@@ -127,7 +142,7 @@ class _LSTMFamily(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_hs, grad_c):
         x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm = ctx.saved_tensors
-        kind, low, full, hidden, peep = ctx.kind, ctx.low, ctx.full, ctx.hidden, ctx.peep
+        spec, low, full, hidden, peep = ctx.spec, ctx.low, ctx.full, ctx.hidden, ctx.peep
         steps, batch, _ = gates.shape
         dtype = gates.dtype
         grad_hs = torch.zeros_like(hs[1:]) if grad_hs is None else grad_hs.to(dtype).contiguous()
@@ -136,8 +151,8 @@ class _LSTMFamily(torch.autograd.Function):
         d_pre = torch.empty_like(gates)  # (T, B, G*H) gradients of the pre-activations
         tmp = torch.empty_like(dc)
         fused = _fused(gates, low)
-        step = _backward_step(kind, peep) if fused is None else _fused_backward(fused, kind, peep, hidden)
-        views, d_views = _step_views(kind, gates, hidden), _step_views(kind, d_pre, hidden)
+        step = _backward_step(spec.bptt_kind, peep) if fused is None else _fused_backward(fused, spec, peep)
+        views, d_views = _step_views(spec, gates, hidden), _step_views(spec, d_pre, hidden)
         c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         through = _StepMatmul(w_hh_mm.t(), batch, low)  # d (B, G*H) -> d W_hh (B, H)
@@ -194,42 +209,41 @@ def _fused(like: Tensor, low):
     return fused_cpu.kernels()
 
 
-def _fused_forward(module, kind: str, peep, hidden: int):
+def _fused_forward(module, spec, peep):
     """The C++ forward step behind the eager step's signature: (*views, c_prev, c, tanh_c, h)."""
-    kid, (w_cif, w_co) = fused_cpu.kind_id(kind), _peep_or_empty(peep, hidden)
+    kid, (w_cif, w_co) = fused_cpu.kind_id(spec.bptt_kind), _peep_or_empty(peep)
 
     def step(*args):
         module.forward_step(kid, args[0], *args[-4:], w_cif, w_co)
     return step
 
 
-def _fused_backward(module, kind: str, peep, hidden: int):
+def _fused_backward(module, spec, peep):
     """The C++ backward step: (*views, *d_views, c_prev, tanh_c, dh, dc, tmp)."""
-    kid, (w_cif, w_co) = fused_cpu.kind_id(kind), _peep_or_empty(peep, hidden)
-    n_views = 6 if kind == "cifg_lstm" else 7  # see _step_views
+    kid, (w_cif, w_co) = fused_cpu.kind_id(spec.bptt_kind), _peep_or_empty(peep)
+    n_views = 3 + spec.num_gates  # see _step_views
 
     def step(*args):
         module.backward_step(kid, args[0], args[n_views], args[-5], args[-4], args[-3], args[-2], w_cif, w_co)
     return step
 
 
-def _peep_or_empty(peep, hidden: int) -> tuple[Tensor, Tensor]:
+def _peep_or_empty(peep) -> tuple[Tensor, Tensor]:
     if peep is None:
         return torch.empty(0), torch.empty(0)
     return peep[0].contiguous(), peep[1].contiguous()
 
 
-def _step_views(kind: str, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
+def _step_views(spec, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
     """Per-step views of a (T, B, G*H) gate buffer, made once (slicing per step costs more than
     the ops), each a tuple over t: [all, forward-sigmoid block, backward-sigmoid block, gates...].
 
-    Gates are listed i, f, o, g (cifg: f, o, g) whatever their order in memory.
+    Gates are listed in `bptt_gates` order. The forward-sigmoid block runs up to g included (g's
+    rows are doubled), the backward-sigmoid block up to g excluded (g's gradient is tanh's).
     """
-    h = hidden
-    block = {name: buf[..., k * h:(k + 1) * h] for k, name in enumerate(_MEMORY_ORDER[kind])}
-    fsig, bsig = {"lstm": (4, 3), "peephole_lstm": (3, 2), "cifg_lstm": (3, 2)}[kind]
-    names = ("f", "o", "g") if kind == "cifg_lstm" else ("i", "f", "o", "g")
-    views = [buf, buf[..., :fsig * h], buf[..., :bsig * h]] + [block[n] for n in names]
+    h, g_at = hidden, spec.bptt_gates.index("g")
+    blocks = [buf[..., k * h:(k + 1) * h] for k in range(spec.num_gates)]
+    views = [buf, buf[..., :(g_at + 1) * h], buf[..., :g_at * h]] + blocks
     return [v.unbind(0) for v in views]
 
 
@@ -239,7 +253,7 @@ def _forward_step(kind: str, peep):
     On entry `a` holds the pre-activations, with the g block doubled (its weights were scaled
     by 2), so one sigmoid serves every gate: tanh(x) = 2 σ(2x) - 1, and σ is ~2x cheaper.
     """
-    if kind == "cifg_lstm":  # memory [f o g]
+    if kind == "cifg":  # rows [f o g]
         def step(a, fsig, bsig, f, o, g, c_prev, c, tanh_c, h):
             fsig.sigmoid_()
             g.mul_(2).sub_(1)  # tanh of the candidate
@@ -247,7 +261,7 @@ def _forward_step(kind: str, peep):
             c.mul_(f).add_(g)
             torch.tanh(c, out=tanh_c)
             torch.mul(o, tanh_c, out=h)
-    elif peep is None:  # memory [i f o g]
+    elif kind == "lstm":  # rows [i f o g]
         def step(a, fsig, bsig, i, f, o, g, c_prev, c, tanh_c, h):
             fsig.sigmoid_()
             g.mul_(2).sub_(1)
@@ -255,11 +269,11 @@ def _forward_step(kind: str, peep):
             c.addcmul_(i, g)
             torch.tanh(c, out=tanh_c)
             torch.mul(o, tanh_c, out=h)
-    else:  # memory [i f g o]; i, f see c_{t-1}; o sees c_t
+    else:  # peephole, rows [i f g o]; i, f see c_{t-1}; o sees c_t
         w_cif, w_co = peep
         hidden = w_co.shape[0]
 
-        def step(a, fsig, bsig, i, f, o, g, c_prev, c, tanh_c, h):
+        def step(a, fsig, bsig, i, f, g, o, c_prev, c, tanh_c, h):
             bsig.view(-1, 2, hidden).addcmul_(w_cif, c_prev.unsqueeze(1))
             fsig.sigmoid_()  # i, f, g
             g.mul_(2).sub_(1)
@@ -279,7 +293,7 @@ def _backward_step(kind: str, peep):
     """
     sig_bw = torch.ops.aten.sigmoid_backward.grad_input  # grad * y * (1 - y), one kernel
     tanh_bw = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y^2), one kernel
-    if kind == "cifg_lstm":
+    if kind == "cifg":
         def step(a, fsig, bsig, f, o, g, d, d_fsig, d_bsig, d_f, d_o, d_g, c_prev, tanh_c, dh, dc, tmp):
             torch.mul(dh, tanh_c, out=d_o)  # dL/do
             torch.mul(dh, o, out=tmp)
@@ -290,7 +304,7 @@ def _backward_step(kind: str, peep):
             sig_bw(d_bsig, bsig, grad_input=d_bsig)  # f, o
             tanh_bw(d_g, g, grad_input=d_g)
             dc.mul_(f)  # dc_{t-1} = dc f
-    elif peep is None:
+    elif kind == "lstm":
         def step(a, fsig, bsig, i, f, o, g, d, d_fsig, d_bsig, d_i, d_f, d_o, d_g, c_prev, tanh_c,
                  dh, dc, tmp):
             torch.mul(dh, tanh_c, out=d_o)
@@ -302,10 +316,10 @@ def _backward_step(kind: str, peep):
             sig_bw(d_bsig, bsig, grad_input=d_bsig)  # i, f, o
             tanh_bw(d_g, g, grad_input=d_g)
             dc.mul_(f)
-    else:
+    else:  # peephole
         w_cif, w_co = peep
 
-        def step(a, fsig, bsig, i, f, o, g, d, d_fsig, d_bsig, d_i, d_f, d_o, d_g, c_prev, tanh_c,
+        def step(a, fsig, bsig, i, f, g, o, d, d_fsig, d_bsig, d_i, d_f, d_g, d_o, c_prev, tanh_c,
                  dh, dc, tmp):
             torch.mul(dh, tanh_c, out=d_o)
             sig_bw(d_o, o, grad_input=d_o)  # o = σ(... + w_co c_t): d_o feeds dc
@@ -356,14 +370,6 @@ def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
     grads = (dx, dh0.to(h_dtype) if needs[1] else None, dc0.to(h_dtype) if needs[2] else None,
              dw_ih, dw_hh, db if ctx.has_bias[0] else None, db if ctx.has_bias[1] else None)
     return grads + peep_grads + (None,)
-
-
-def _double_candidate(kind: str, w: Tensor, hidden: int) -> Tensor:
-    """A copy with the candidate block g (internal order) times 2, for g = 2 σ(2x) - 1."""
-    k = _MEMORY_ORDER[kind].index("g")
-    w = w.clone()
-    w[k * hidden:(k + 1) * hidden] *= 2
-    return w
 
 
 def _combined_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, like: Tensor) -> Tensor | None:

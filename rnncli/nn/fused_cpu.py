@@ -7,16 +7,18 @@ once per machine with torch's C++ extension builder (cached under ~/.cache/torch
 and are optional: `kernels()` returns None when no compiler is available, the build fails, or
 RNNCLI_FUSED_CPU=0 is set, and bptt.py then runs its eager step (the same equations).
 
-Memory order of a gate row (see bptt.py): lstm [i f o g], peephole_lstm [i f g o],
-cifg_lstm [f o g]. The forward receives pre-activations with the g block doubled and writes the
-activations back in place (g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
+A cell reaches these kernels through its class: `bptt_kind` picks the equations (the `kind`
+argument is its index in `KINDS`) and `bptt_gates` is the order of the gate blocks in a row:
+lstm [i f o g], peephole [i f g o], cifg [f o g] (see bptt.py). The forward receives
+pre-activations with the g block doubled and writes the activations back in place
+(g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-_KIND = {"lstm": 0, "peephole_lstm": 1, "cifg_lstm": 2}
+KINDS = ("lstm", "peephole", "cifg")  # the C++ `kind` 0, 1, 2: the cells' bptt_kind values
 
 _SOURCE = r"""
 #include <torch/extension.h>
@@ -154,8 +156,9 @@ def kernels():
     return module
 
 
-def kind_id(kind: str) -> int:
-    return _KIND[kind]
+def kind_id(bptt_kind: str) -> int:
+    """The C++ `kind` argument for a cell's `bptt_kind`."""
+    return KINDS.index(bptt_kind)
 
 
 def _build():

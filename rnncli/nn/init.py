@@ -4,11 +4,11 @@ Defaults (what `rnncli.nn.recurrent.Recurrent` applies):
   * weight_hh: each H x H gate block orthogonal (Saxe et al. 2014, "Exact solutions to the
     nonlinear dynamics of learning in deep linear neural networks"),
   * weight_ih: each H x I gate block Xavier/Glorot uniform (Glorot & Bengio 2010),
-  * biases zero, except an effective forget-gate bias of `forget_bias` for the LSTM family
-    (Gers et al. 2000; Jozefowicz et al. 2015). torch keeps two biases and only their sum counts,
-    so the forget block of bias_ih holds `forget_bias` and that of bias_hh holds 0.
-    The forget block is block 1 (i, f, g, o) for lstm / peephole_lstm and block 0 (f, g, o)
-    for cifg_lstm. forget_bias does not apply to rnn / gru and is ignored for them.
+  * biases zero, except an effective forget-gate bias of `forget_bias` for cells with a forget
+    gate (Gers et al. 2000; Jozefowicz et al. 2015). torch keeps two biases and only their sum
+    counts, so the forget block of bias_ih holds `forget_bias` and that of bias_hh holds 0.
+    The cell class says which block that is (`forget_block`: 1 in i, f, g, o; 0 in CIFG's f, g, o);
+    cells without one (rnn, gru) ignore forget_bias.
   * peephole weights (weight_ci, weight_cf, weight_co) are left as the cell made them,
     ~ U(-1/sqrt(H), 1/sqrt(H)).
 "pytorch" leaves that weight matrix at torch's default U(-1/sqrt(H), 1/sqrt(H)); biases are
@@ -24,7 +24,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from rnncli.nn.cells import LSTM_FAMILY, num_gates
+from rnncli.nn.cells import cell_class
 
 RECURRENT_INITS = ("orthogonal", "xavier_uniform", "pytorch")  # "pytorch" = leave torch's default
 INPUT_INITS = ("xavier_uniform", "xavier_normal", "pytorch")
@@ -34,13 +34,6 @@ _BLOCK_INITS = {
     "xavier_uniform": nn.init.xavier_uniform_,
     "xavier_normal": nn.init.xavier_normal_,
 }
-
-
-def forget_block(cell: str) -> int | None:
-    """Index of the forget-gate block in the stacked gates, or None for cells without one."""
-    if cell not in LSTM_FAMILY:
-        return None
-    return 0 if cell == "cifg_lstm" else 1
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -79,10 +72,9 @@ def init_recurrent_(
     `module_or_params` is a module or an iterable of (name, parameter) pairs; the last dotted
     component of each name decides what it is. Other parameters (peepholes) are left alone.
     """
-    num_gates(cell)  # validates the cell name
+    forget = cell_class(cell).forget_block  # also validates the cell name
     _check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
     _check_choice("input_init", input_init, INPUT_INITS)
-    forget = forget_block(cell)
     named = (
         module_or_params.named_parameters()
         if isinstance(module_or_params, nn.Module)

@@ -1,7 +1,7 @@
 """Matmuls with a weight that stays fixed over many calls, packed once for oneDNN.
 
 A recurrent loop multiplies by the same W_hh at every step. `torch.mm` / `addmm` re-pack W into
-the BLAS's blocked layout on every call; oneDNN can pack it once (what nn.LSTM's fused kernel
+the BLAS's blocked layout on every call; oneDNN can pack it once (what nn.LSTM's kernel
 does). Measured on a 2-core AVX2 CPU: a (64, 512) x (512, 2048) step 25-35% faster, a batch-1
 step of a 2 x 512 LSTM 2.3x faster. Only for float32 on the CPU with oneDNN; elsewhere
 `FixedWeight` falls back to a plain matmul on a transposed, contiguous copy.

@@ -1,21 +1,27 @@
 """Sequence-level recurrent layer: a whole padded batch, stacked and optionally bidirectional.
 
-`Recurrent` runs a stack on one of three paths (`impl`; `paths()` says which and why):
+`Recurrent` runs a stack on one of three paths, chosen by `impl` and by what the cell class declares
+(`paths()` says which and why):
 
-    fused    rnn / lstm / gru: torch's fused `nn.RNN` / `nn.LSTM` / `nn.GRU` (one submodule
-             `self.rnn` holding all layers); peephole_lstm / cifg_lstm: our hand-written BPTT
-             (`rnncli.nn.bptt`, one autograd.Function per layer and direction). lstm under bf16 /
-             fp16 autocast on the CPU also takes the hand-written path (nn.LSTM is slower there).
-    bptt     the hand-written BPTT for any LSTM-family cell, lstm included (benchmarks, tests).
-    autograd the cells' own step (`run_cell`) under plain autograd: the reference path for
-             peephole_lstm / cifg_lstm (input projection in one matmul, a loop over the rest).
+    torch     cells with a `torch_kernel` (rnn, lstm, gru): torch's `nn.RNN` / `nn.LSTM` / `nn.GRU`,
+              one submodule `self.rnn` holding all layers
+    bptt      cells with a `bptt_kind` (the LSTM family): our hand-written BPTT (`rnncli.nn.bptt`,
+              one autograd.Function per layer and direction)
+    autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
+              without a torch kernel (input projection in one matmul, a loop over the rest)
+
+    impl='auto'      torch's kernel where the cell has one (but lstm under bf16 / fp16 autocast on the
+                     CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
+    impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
+    impl='autograd'  the reference loop, for cells without a torch kernel
+    (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
 
     x (B, T, I) ──► layer 0 ──► dropout ──► layer 1 ──► ... ──► output (B, T, D*H)
                      │ forward:  t = 0 .. len-1
                      │ backward: t = len-1 .. 0 (each sequence reversed within its own length)
-                     └ final state: h (L*D, B, H), or (h, c) for the LSTM family,
+                     └ final state: h (L*D, B, H), or (h, c) for cells with a memory cell,
                        row layer*D + direction, taken at each sequence's last REAL step
 
     a padded batch, lengths = (3, 5):    x = [a b c . .]    output = [A B C 0 0]
@@ -25,7 +31,7 @@ Positions t >= length are exactly zero in the output and never change the state.
 """
 from __future__ import annotations
 
-from typing import Union
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -34,20 +40,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
-from rnncli.nn.cells import LSTM_FAMILY, check_cell_name, check_nonlinearity, make_cell
+from rnncli.nn.cells import cell_class, cells_where, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
-State = Union[Tensor, tuple[Tensor, Tensor]]
-
-_FUSED = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-IMPLS = ("fused", "bptt", "autograd")
-# model-config keys that become `Recurrent` keyword arguments when present
-CELL_OPTIONS = ("nonlinearity", "recurrent_init", "input_init", "forget_bias", "impl")
-
-
-def cell_options(model_cfg: dict) -> dict:
-    """The `Recurrent` keyword arguments found in a resolved `model` config section."""
-    return {k: model_cfg[k] for k in CELL_OPTIONS if k in model_cfg}
+IMPLS = ("auto", "bptt", "autograd")
+_RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
+_TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 class Recurrent(nn.Module):
@@ -56,7 +55,7 @@ class Recurrent(nn.Module):
     forward(x, lengths=None, state=None) -> (output, final_state)
       x        (B, T, I) if batch_first else (T, B, I)
       lengths  (B,) integer tensor on any device, each in 1..T; None = every sequence is T long
-      state    like torch: h (L*D, B, H) for rnn / gru, (h, c) for the LSTM family; None = zeros
+      state    like torch: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc'; None = zeros
       output   (B, T, D*H) if batch_first else (T, B, D*H), zero where t >= length
     Dropout is applied to the outputs of every layer but the last, in training mode only
     (so none with num_layers=1; a model may still use the same rate before its output head).
@@ -76,21 +75,21 @@ class Recurrent(nn.Module):
         recurrent_init: str = "orthogonal",
         input_init: str = "xavier_uniform",
         forget_bias: float = 1.0,
-        impl: str = "fused",
+        impl: str = "auto",
     ) -> None:
         super().__init__()
-        check_cell_name(cell)
+        self.cell_class = spec = cell_class(cell)
         check_nonlinearity(cell, nonlinearity)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
-        _check_impl(cell, impl)
-        self.cell, self.impl = cell, impl
+        impl = _check_impl(cell, impl)
+        self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        if cell in _FUSED:
-            extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
-            self.rnn = _FUSED[cell](
+        if spec.torch_kernel is not None:
+            extra = {"nonlinearity": nonlinearity} if len(spec.nonlinearities) > 1 else {}
+            self.rnn = spec.torch_kernel(
                 input_size, hidden_size, num_layers, batch_first=batch_first,
                 dropout=dropout if num_layers > 1 else 0.0,  # 0 silences torch's warning
                 bidirectional=bidirectional, **extra,
@@ -104,12 +103,11 @@ class Recurrent(nn.Module):
         init_recurrent_(self, cell, hidden_size, recurrent_init, input_init, forget_bias)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
-        """All-zeros state: h (L*D, B, H), or (h, c) for the LSTM family."""
+        """All-zeros state: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc'."""
         ref = next(self.parameters())
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         device = ref.device if device is None else device
-        h = torch.zeros(shape, device=device, dtype=ref.dtype if dtype is None else dtype)
-        return (h, torch.zeros_like(h)) if self.cell in LSTM_FAMILY else h
+        return zero_state(self.cell_class.state_kind, shape, device, ref.dtype if dtype is None else dtype)
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: State | None = None
@@ -121,33 +119,36 @@ class Recurrent(nn.Module):
             lengths = None  # no masking, no packing: the fast path
         path = self.path(x.device.type)
         if path == "torch":
-            return self._forward_fused(x, lengths, state)
+            return self._forward_torch(x, lengths, state)
         return self._forward_custom(x, lengths, state, path)
 
     def path(self, device_type: str = "cpu") -> str:
-        """'torch' (fused kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
+        """'torch' (torch's kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
 
         Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
         """
-        if self.cell in LSTM_FAMILY and self.impl == "bptt":
-            return "bptt"
-        if self.cell in _FUSED:
+        spec = self.cell_class
+        if self.impl != "auto":
+            return self.impl
+        if spec.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
-            return "bptt" if self.cell == "lstm" and low and device_type == "cpu" else "torch"
-        return "autograd" if self.impl == "autograd" else "bptt"
+            return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
+        return "autograd" if spec.bptt_kind is None else "bptt"
 
     def paths(self, device_type: str = "cpu") -> list[tuple[str, str, str]]:
         """(layers, implementation, why) for the fast-path report, as forward would now run."""
-        path, low = self.path(device_type), autocast_dtype(device_type)
+        spec, path, low = self.cell_class, self.path(device_type), autocast_dtype(device_type)
         layers = f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}" + \
             (" x 2 directions" if self.bidirectional else "")
         if path == "torch":
-            kernel = {"rnn": "nn.RNN", "lstm": "nn.LSTM", "gru": "nn.GRU"}[self.cell]
-            return [(layers, f"fused torch kernel ({kernel})", "standard cell: torch's own kernel")]
+            kernel = f"nn.{spec.torch_kernel.__name__}"
+            return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
-            return [(layers, "plain autograd loop", "model.impl: autograd (the reference path)")]
+            why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
+                "custom cell without a hand-written BPTT"
+            return [(layers, "plain autograd loop", why)]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
-        if self.cell not in _FUSED:
+        if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
         elif self.impl == "bptt":
             why = "impl='bptt'"
@@ -159,7 +160,34 @@ class Recurrent(nn.Module):
             why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
         return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
 
-    def _forward_fused(
+    def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+        """Row k's (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh), torch's gate order.
+
+        Row k = layer * D + direction; the parameters themselves (not copies).
+        """
+        if self.cell_class.torch_kernel is None:
+            cell = self.cells[k]
+            return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
+        layer, direction = divmod(k, self.num_directions)
+        suffix = f"_l{layer}" + ("_reverse" if direction else "")  # torch's names
+        return tuple(getattr(self.rnn, name + suffix, None) for name in _TORCH_WEIGHTS)
+
+    def step_cell(self, k: int) -> nn.Module:
+        """Row k's step-level cell: the layer's own where it keeps cells, else a new cell holding a
+        copy of row k of torch's kernel (same names and layout), for stepping or unrolling by hand."""
+        if self.cell_class.torch_kernel is None:
+            return self.cells[k]
+        input_size = self.input_size if k < self.num_directions else self.output_size
+        ref = self.rnn.weight_hh_l0
+        with torch.device("meta"):  # no init work and no RNG draws: the weights are copied in below
+            cell = make_cell(self.cell, input_size, self.hidden_size, self.nonlinearity)
+        cell = cell.to_empty(device=ref.device).to(ref.dtype)
+        with torch.no_grad():
+            for name, weight in zip(_TORCH_WEIGHTS, self.layer_weights(k)):
+                getattr(cell, name).copy_(weight)
+        return cell
+
+    def _forward_torch(
         self, x: Tensor, lengths: Tensor | None, state: State | None
     ) -> tuple[Tensor, State]:
         """torch's kernels; packing makes the final state each sequence's last real step."""
@@ -191,38 +219,30 @@ class Recurrent(nn.Module):
                 reverse = direction == 1
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
                 if path == "bptt":
-                    out, final = self._run_bptt(k, seq, _state_row(state, k), mask)
+                    out, final = self._run_bptt(k, seq, state_row(state, k), mask)
                 else:
-                    out, final = run_cell(self.cells[k], seq, _state_row(state, k), mask)
+                    out, final = run_cell(self.cells[k], seq, state_row(state, k), mask)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
                 finals.append(final)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
         out = x.transpose(0, 1) if self.batch_first else x
-        return out, _stack_states(finals)
+        return out, join_state(finals)
 
     def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
         """Layer/direction k on the hand-written path; same contract as `run_cell`."""
         low = autocast_dtype(x.device.type)
+        names = self.cell_class.extra_params  # e.g. the peepholes, which only our cells hold
+        extra = tuple(getattr(self.cells[k], n) for n in names) if names else None
         with torch.autocast(x.device.type, enabled=False):
-            hs, c = lstm_family_layer(self.cell, x, *state, *self._weights(k), mask=mask,
+            hs, c = lstm_family_layer(self.cell, x, *state, *self.layer_weights(k), extra, mask=mask,
                                       compute_dtype=low)
         return (hs if mask is None else hs * mask), (hs[-1], c)
-
-    def _weights(self, k: int) -> tuple:
-        """(weight_ih, weight_hh, bias_ih, bias_hh, peepholes or None) of layer/direction k."""
-        if self.cell in _FUSED:  # lstm: the weights live in nn.LSTM, named per layer
-            suffix = f"_l{k // self.num_directions}" + ("_reverse" if k % self.num_directions else "")
-            return tuple(getattr(self.rnn, name + suffix) for name in
-                         ("weight_ih", "weight_hh", "bias_ih", "bias_hh")) + (None,)
-        cell = self.cells[k]
-        peep = (cell.weight_ci, cell.weight_cf, cell.weight_co) if hasattr(cell, "weight_ci") else None
-        return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh, peep
 
     def extra_repr(self) -> str:
         return (
             f"{self.cell!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
-            f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "fused" else "")
+            f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "auto" else "")
         )
 
 
@@ -239,18 +259,17 @@ def run_cell(
     if mask is None:
         for xw_t in xw.unbind(0):  # unbind: one backward op, not T zero-filled selects
             state = cell.recurrent_step(xw_t, state)
-            outputs.append(state[0] if isinstance(state, tuple) else state)
+            outputs.append(hidden(state))
         return torch.stack(outputs), state
     for xw_t, m_t in zip(xw.unbind(0), mask.unbind(0)):
-        state = _keep_where(m_t, cell.recurrent_step(xw_t, state), state)
-        outputs.append(state[0] if isinstance(state, tuple) else state)
+        state = keep_where(m_t, cell.recurrent_step(xw_t, state), state)
+        outputs.append(hidden(state))
     return torch.stack(outputs) * mask, state  # zero the padded positions
 
 
 def time_mask(lengths: Tensor, steps: int) -> Tensor:
-    """(T, B, 1) bool, True where t < length."""
-    t = torch.arange(steps, device=lengths.device).unsqueeze(1)  # (T, 1)
-    return (t < lengths.unsqueeze(0)).unsqueeze(-1)
+    """(T, B, 1) bool, True where t < length: `lengths_mask`, time-major."""
+    return lengths_mask(lengths, steps).t().unsqueeze(-1)
 
 
 def reverse_padded(x: Tensor, lengths: Tensor | None, batch_first: bool = True) -> Tensor:
@@ -269,47 +288,6 @@ def reverse_padded(x: Tensor, lengths: Tensor | None, batch_first: bool = True) 
         index = index.t()  # (T, B)
     index = index.reshape(index.shape + (1,) * (x.dim() - 2)).expand_as(x)
     return x.gather(time_dim, index)
-
-
-def detach_state(state: State | None) -> State | None:
-    """Cut the graph behind a state (truncated BPTT). Tensor, (h, c) tuple or None."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s.detach() for s in state)
-    return state.detach()
-
-
-def select_state(state: State | None, index) -> State | None:
-    """Index the batch dim (dim 1) of a layer state, e.g. to reorder beams in generation.
-
-    `index` is anything tensor indexing takes: a LongTensor or slice keeps the batch dim,
-    an int drops it.
-    """
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(s[:, index] for s in state)
-    return state[:, index]
-
-
-def _keep_where(mask_t: Tensor, new: State, old: State) -> State:
-    """new where mask_t (B, 1) is True, else old."""
-    if isinstance(new, tuple):
-        return tuple(torch.where(mask_t, n, o) for n, o in zip(new, old))
-    return torch.where(mask_t, new, old)
-
-
-def _state_row(state: State, k: int) -> State:
-    """Row k of an (L*D, B, H) layer state -> a step-level state (B, H)."""
-    return tuple(s[k] for s in state) if isinstance(state, tuple) else state[k]
-
-
-def _stack_states(states: list[State]) -> State:
-    """List of step-level states -> layer state (L*D, B, H)."""
-    if isinstance(states[0], tuple):
-        return tuple(torch.stack(parts) for parts in zip(*states))
-    return torch.stack(states)
 
 
 def _all_full(lengths: Tensor | None, batch: int, steps: int) -> bool:
@@ -335,13 +313,23 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
-def _check_impl(cell: str, impl: str) -> None:
+def _check_impl(cell: str, impl: str) -> str:
+    """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
+    if impl in _RENAMED_IMPLS:
+        warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
+                      FutureWarning, stacklevel=3)
+        impl = _RENAMED_IMPLS[impl]
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    if impl == "bptt" and cell not in LSTM_FAMILY:
-        raise ValueError(f"impl='bptt' is for the LSTM family ({', '.join(LSTM_FAMILY)}), not {cell!r}")
-    if impl == "autograd" and cell in _FUSED:
-        raise ValueError(f"impl='autograd' is for peephole_lstm and cifg_lstm; {cell!r} runs torch's kernel")
+    spec = cell_class(cell)
+    if impl == "bptt" and spec.bptt_kind is None:
+        cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
+        raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
+    if impl == "autograd" and spec.torch_kernel is not None:
+        cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
+        raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
+                         f"{cell!r} runs torch's kernel")
+    return impl
 
 
 def _check_sizes(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:

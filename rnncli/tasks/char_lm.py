@@ -24,8 +24,8 @@ from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_
 from rnncli.decoding.sampling import check_sampling, next_token
 from rnncli.errors import ArgumentError, ConfigError, DataError
 from rnncli.models.char_lm import CharLM
-from rnncli.nn.recurrent import detach_state
-from rnncli.nn.stepper import Stepper, split_state
+from rnncli.nn.state import detach_state, split_state
+from rnncli.nn.stepper import Stepper
 from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
 

@@ -34,6 +34,7 @@ from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.models.tagger import CharEncoder, Tagger
+from rnncli.nn.state import lengths_mask
 from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
 
 SPLITS = ("train", "val", "test")
@@ -175,7 +176,7 @@ def decode(model: Tagger, batch: dict) -> tuple[list[list[int]], torch.Tensor]:
     if model.crf is not None:
         return model.crf.decode(emissions, lengths)
     logp, ids = F.log_softmax(emissions, dim=2).max(dim=2)  # (B, T) each
-    mask = torch.arange(ids.size(1), device=ids.device) < lengths.unsqueeze(1)
+    mask = lengths_mask(lengths, ids.size(1))  # (B, T)
     paths = [row[:n] for row, n in zip(ids.tolist(), lengths.tolist())]
     return paths, (logp * mask).sum(1)
 
@@ -223,7 +224,7 @@ class NERTask:
         if self.model.crf is not None:
             loss = self.model.crf.neg_log_likelihood(emissions, batch["tags"], lengths).sum() / tokens
         else:
-            mask = torch.arange(words.size(1), device=words.device) < lengths.unsqueeze(1)
+            mask = lengths_mask(lengths, words.size(1))  # (B, T)
             loss = F.cross_entropy(emissions[mask], batch["tags"][mask], reduction="sum") / tokens
         return loss, None, tokens
 

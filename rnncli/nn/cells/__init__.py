@@ -1,4 +1,4 @@
-"""Step-level recurrent cells: one class per cell, chosen by registry name.
+"""Step-level recurrent cells: one class per cell, each describing itself; one registry by name.
 
 Every cell follows the same contract (see `Cell`):
 
@@ -11,13 +11,17 @@ matmul and loop only over the recurrent part (as in pytorch `benchmarks/fastrnns
 Parameter names and layouts follow `torch.nn`: weight_ih (G*H, I), weight_hh (G*H, H),
 bias_ih (G*H,), bias_hh (G*H,), with G gate blocks stacked in torch's gate order, so weights can
 be copied into `nn.RNN` / `nn.LSTM` / `nn.GRU` and compared.
+
+What a cell *is* — its gates, state, forget block, torch kernel, hand-written-BPTT equations — is
+declared on its class (the `Cell` protocol's class attributes), and the layer, init, BPTT, stepper,
+diagnose and the config schema ask the class. A new cell is one file here plus one entry in
+`CELLS` below (plus a kernel in rnncli/nn/bptt.py and fused_cpu.py only if it wants that path).
 """
 from __future__ import annotations
 
 import difflib
-from typing import Protocol, Union
+from typing import Callable, ClassVar, Protocol
 
-import torch
 from torch import Tensor, nn
 
 from rnncli.nn.cells.cifg import CIFGLSTMCell
@@ -25,26 +29,25 @@ from rnncli.nn.cells.gru import GRUCell
 from rnncli.nn.cells.lstm import LSTMCell
 from rnncli.nn.cells.peephole import PeepholeLSTMCell
 from rnncli.nn.cells.rnn import RNNCell
-
-State = Union[Tensor, tuple[Tensor, Tensor]]
-
-CELL_NAMES = ("rnn", "lstm", "gru", "peephole_lstm", "cifg_lstm")
-LSTM_FAMILY = ("lstm", "peephole_lstm", "cifg_lstm")  # state is (h, c); the others' state is h
-CUSTOM_CELLS = ("peephole_lstm", "cifg_lstm")  # no torch kernel: our hand-written BPTT runs them
-NONLINEARITIES = ("tanh", "relu")
-
-_CELLS: dict[str, type[nn.Module]] = {
-    "rnn": RNNCell,
-    "lstm": LSTMCell,
-    "gru": GRUCell,
-    "peephole_lstm": PeepholeLSTMCell,
-    "cifg_lstm": CIFGLSTMCell,
-}
-_NUM_GATES = {"rnn": 1, "lstm": 4, "gru": 3, "peephole_lstm": 4, "cifg_lstm": 3}
+from rnncli.nn.state import State
+from rnncli.nn.state import zero_state as _zeros
 
 
 class Cell(Protocol):
-    """What a sequence layer needs from a cell."""
+    """What a cell class declares (class attributes) and what its instances do."""
+
+    name: ClassVar[str]  # registry name, the value of `model.cell`
+    gate_names: ClassVar[tuple[str, ...]]  # H-row blocks of weight_ih / weight_hh, torch's order
+    num_gates: ClassVar[int]  # G = len(gate_names)
+    state_kind: ClassVar[str]  # "h": the state is h; "hc": it is (h, c)
+    forget_block: ClassVar[int | None]  # block index of the forget gate (forget_bias), or None
+    sigmoid_gates: ClassVar[tuple[str, ...]]  # gates whose values are σ(.) in (0, 1)
+    nonlinearities: ClassVar[tuple[str, ...]]  # allowed `nonlinearity` values, default first
+    torch_kernel: ClassVar[type[nn.RNNBase] | None]  # nn.RNN / nn.LSTM / nn.GRU with these equations
+    folds_b_hh: ClassVar[bool]  # every block's pre-activation is xw + h W_hh^T + b_hh (b_hh can join b_ih)
+    bptt_kind: ClassVar[str | None]  # equations in rnncli/nn/bptt.py and fused_cpu.py, or None
+    bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
+    extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
 
     weight_ih: Tensor  # (G*H, I)
     weight_hh: Tensor  # (G*H, H)
@@ -55,56 +58,80 @@ class Cell(Protocol):
 
     def recurrent_step(self, xw: Tensor, state: State) -> State: ...
 
+    # folds_b_hh: pointwise(pre, state), pre = xw + h W_hh^T + b_hh (B, G*H);
+    # otherwise pointwise(xw, hw, state) with hw = h W_hh^T + b_hh. Everything after the matmuls.
+    pointwise: Callable[..., State]
+
+    def gate_activations(self, xw: Tensor, state: State, new_state: State) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, {label: (B, H)}, label e.g. 'forget f'."""
+        ...
+
+
+# The registry: name -> class, in the order cells are listed to users.
+CELLS: dict[str, type[nn.Module]] = {
+    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell)
+}
+CELL_NAMES = tuple(CELLS)
+NONLINEARITIES = tuple(dict.fromkeys(n for cls in CELLS.values() for n in cls.nonlinearities))
+
 
 def check_cell_name(cell: str) -> None:
     """Raise a ValueError naming the bad cell, the allowed ones and the closest match."""
-    if cell in CELL_NAMES:
+    if cell in CELLS:
         return
     close = difflib.get_close_matches(str(cell), CELL_NAMES, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown cell {cell!r}: expected one of {', '.join(CELL_NAMES)}{hint}")
 
 
+def cell_class(cell: str) -> type[nn.Module]:
+    """The class registered under `cell` (a ValueError with the closest match if none is)."""
+    check_cell_name(cell)
+    return CELLS[cell]
+
+
+def cells_where(test: Callable[[type], bool]) -> tuple[str, ...]:
+    """Names of the registered cells whose class passes `test`, e.g. those with a forget gate."""
+    return tuple(name for name, cls in CELLS.items() if test(cls))
+
+
 def check_nonlinearity(cell: str, nonlinearity: str) -> None:
-    """Only the Elman RNN has a choice of nonlinearity; the gated cells are always tanh."""
-    if cell == "rnn" and nonlinearity not in NONLINEARITIES:
-        raise ValueError(
-            f"unknown nonlinearity {nonlinearity!r} for cell 'rnn': expected one of "
-            f"{', '.join(NONLINEARITIES)}"
-        )
-    if cell != "rnn" and nonlinearity != "tanh":
-        raise ValueError(
-            f"nonlinearity {nonlinearity!r} is only configurable for cell 'rnn'; "
-            f"cell {cell!r} always uses tanh"
-        )
+    """Only cells that declare a choice of nonlinearity take one; the others are always tanh."""
+    allowed = cell_class(cell).nonlinearities
+    if nonlinearity in allowed:
+        return
+    if len(allowed) > 1:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r} for cell {cell!r}: expected one of "
+                         f"{', '.join(allowed)}")
+    choosers = " or ".join(repr(c) for c in cells_where(lambda c: len(c.nonlinearities) > 1))
+    raise ValueError(f"nonlinearity {nonlinearity!r} is only configurable for cell {choosers}; "
+                     f"cell {cell!r} always uses {allowed[0]}")
 
 
 def num_gates(cell: str) -> int:
     """Number of H-sized gate blocks G stacked in weight_ih / weight_hh."""
-    check_cell_name(cell)
-    return _NUM_GATES[cell]
+    return cell_class(cell).num_gates
 
 
 def make_cell(
     cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True
 ) -> nn.Module:
     """Build the step-level cell registered under `cell` (one of CELL_NAMES)."""
-    check_cell_name(cell)
+    cls = cell_class(cell)
     check_nonlinearity(cell, nonlinearity)
-    if cell == "rnn":
-        return RNNCell(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity)
-    return _CELLS[cell](input_size, hidden_size, bias=bias)
+    if len(cls.nonlinearities) > 1:
+        return cls(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity)
+    return cls(input_size, hidden_size, bias=bias)
 
 
 def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=None) -> State:
-    """All-zeros step-level state: h (B, H), or (h, c) for the LSTM family."""
-    h = torch.zeros(batch_size, hidden_size, device=device, dtype=dtype)
-    return (h, torch.zeros_like(h)) if cell in LSTM_FAMILY else h
+    """All-zeros step-level state: h (B, H), or (h, c) for cells whose state_kind is 'hc'."""
+    return _zeros(cell_class(cell).state_kind, (batch_size, hidden_size), device, dtype)
 
 
 __all__ = [
+    "CELLS",
     "CELL_NAMES",
-    "LSTM_FAMILY",
     "NONLINEARITIES",
     "CIFGLSTMCell",
     "Cell",
@@ -112,7 +139,8 @@ __all__ = [
     "LSTMCell",
     "PeepholeLSTMCell",
     "RNNCell",
-    "State",
+    "cell_class",
+    "cells_where",
     "check_cell_name",
     "check_nonlinearity",
     "make_cell",

@@ -24,7 +24,22 @@ class CIFGLSTMCell(nn.Module):
     `peephole_lstm` if needed). Shapes: x_t (B, I); h, c (B, H); weight_ih (3H, I);
     weight_hh (3H, H); bias_ih, bias_hh (3H,). State (h, c); None = zeros.
     `gates(xw, state)` returns the gate activations so the coupling can be inspected.
+    The hand-written BPTT keeps the gates as f, o, g: both sigmoid gates, then the candidate.
     """
+
+    # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
+    name = "cifg_lstm"
+    gate_names = ("f", "g", "o")
+    num_gates = len(gate_names)
+    state_kind = "hc"
+    forget_block = 0
+    sigmoid_gates = ("f", "o")
+    nonlinearities = ("tanh",)
+    torch_kernel = None
+    folds_b_hh = True
+    bptt_kind = "cifg"
+    bptt_gates = ("f", "o", "g")
+    extra_params = ()
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -53,6 +68,11 @@ class CIFGLSTMCell(nn.Module):
     def gates(self, xw: Tensor, state: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         """Gate activations {"i", "f", "g", "o"}, each (B, H), for xw = W_ih x_t + b_ih (B, 3H)."""
         return self._activate(xw + F.linear(state[0], self.weight_hh, self.bias_hh))
+
+    def gate_activations(self, xw: Tensor, state: tuple[Tensor, Tensor], new_state) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, each (B, H); i = 1 - f is not listed apart."""
+        gate = self.gates(xw, state)
+        return {"forget f (i = 1 - f)": gate["f"], "output o": gate["o"]}
 
     def recurrent_step(
         self, xw: Tensor, state: tuple[Tensor, Tensor]

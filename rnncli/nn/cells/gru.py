@@ -19,7 +19,22 @@ class GRUCell(nn.Module):
 
     Gate blocks (G = 3) stacked in torch's order r, z, n. Shapes: x_t (B, I); h (B, H);
     weight_ih (3H, I); weight_hh (3H, H); bias_ih, bias_hh (3H,). State h; None = zeros.
+    b_hn sits inside r ⊙ (...), so b_hh cannot join b_ih: `pointwise` takes xw and hw apart.
     """
+
+    # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
+    name = "gru"
+    gate_names = ("r", "z", "n")
+    num_gates = len(gate_names)
+    state_kind = "h"
+    forget_block = None
+    sigmoid_gates = ("r", "z")
+    nonlinearities = ("tanh",)
+    torch_kernel = nn.GRU
+    folds_b_hh = False
+    bptt_kind = None
+    bptt_gates = None
+    extra_params = ()
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -44,13 +59,21 @@ class GRUCell(nn.Module):
 
     def recurrent_step(self, xw: Tensor, state: Tensor) -> Tensor:
         """xw = W_ih x_t + b_ih (B, 3H), h (B, H) -> new h (B, H)."""
-        hw = F.linear(state, self.weight_hh, self.bias_hh)  # (B, 3H)
+        return self.pointwise(xw, F.linear(state, self.weight_hh, self.bias_hh), state)
+
+    def pointwise(self, xw: Tensor, hw: Tensor, state: Tensor) -> Tensor:
+        """Everything after the matmuls: xw = W_ih x + b_ih, hw = W_hh h + b_hh (B, 3H) -> new h."""
         x_r, x_z, x_n = xw.chunk(3, 1)  # each (B, H)
         h_r, h_z, h_n = hw.chunk(3, 1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-        return n + z * (state - n)  # = (1 - z) ⊙ n + z ⊙ h
+        n = torch.tanh(torch.addcmul(x_n, r, h_n))  # tanh(x_n + r ⊙ h_n)
+        return torch.lerp(n, state, z)  # (1 - z) ⊙ n + z ⊙ h
+
+    def gate_activations(self, xw: Tensor, state: Tensor, new_state: Tensor) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, each (B, H), for xw = W_ih x_t + b_ih (B, 3H)."""
+        r, z, _ = (xw + F.linear(state, self.weight_hh, self.bias_hh)).chunk(3, 1)
+        return {"reset r": torch.sigmoid(r), "update z": torch.sigmoid(z)}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

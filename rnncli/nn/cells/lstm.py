@@ -20,7 +20,23 @@ class LSTMCell(nn.Module):
 
     Gate blocks (G = 4) stacked in torch's order i, f, g, o. Shapes: x_t (B, I); h, c (B, H);
     weight_ih (4H, I); weight_hh (4H, H); bias_ih, bias_hh (4H,). State (h, c); None = zeros.
+    The hand-written BPTT and the compiled step keep the gates as i, f, o, g: the three sigmoid
+    gates side by side, then the candidate (rnncli/nn/bptt.py).
     """
+
+    # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
+    name = "lstm"
+    gate_names = ("i", "f", "g", "o")
+    num_gates = len(gate_names)
+    state_kind = "hc"
+    forget_block = 1
+    sigmoid_gates = ("i", "f", "o")
+    nonlinearities = ("tanh",)
+    torch_kernel = nn.LSTM
+    folds_b_hh = True
+    bptt_kind = "lstm"
+    bptt_gates = ("i", "f", "o", "g")
+    extra_params = ()
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -50,12 +66,18 @@ class LSTMCell(nn.Module):
         self, xw: Tensor, state: tuple[Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
         """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c)."""
-        h, c = state
-        gates = xw + F.linear(h, self.weight_hh, self.bias_hh)  # (B, 4H)
+        return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
+
+    def pointwise(self, gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Everything after the matmuls: gates = W_ih x + b_ih + W_hh h + b_hh (B, 4H) -> (h, c)."""
         i, f, g, o = gates.chunk(4, 1)  # each (B, H)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
+        c = torch.addcmul(torch.sigmoid(f) * state[1], torch.sigmoid(i), torch.tanh(g))
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+    def gate_activations(self, xw: Tensor, state: tuple[Tensor, Tensor], new_state) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, each (B, H), for xw = W_ih x_t + b_ih (B, 4H)."""
+        i, f, _, o = (xw + F.linear(state[0], self.weight_hh, self.bias_hh)).chunk(4, 1)
+        return {"input i": torch.sigmoid(i), "forget f": torch.sigmoid(f), "output o": torch.sigmoid(o)}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

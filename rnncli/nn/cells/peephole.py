@@ -24,8 +24,23 @@ class PeepholeLSTMCell(nn.Module):
     weight_hh (4H, H); bias_ih, bias_hh (4H,); weight_ci, weight_cf, weight_co (H,).
     All parameters, peepholes included, start ~ U(-1/sqrt(H), 1/sqrt(H)) (torch's default;
     `rnncli.nn.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
-    State (h, c); None = zeros.
+    State (h, c); None = zeros. The hand-written BPTT keeps torch's gate order i, f, g, o: one
+    sigmoid call covers i, f and the candidate, then o follows once c_t is known (rnncli/nn/bptt.py).
     """
+
+    # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
+    name = "peephole_lstm"
+    gate_names = ("i", "f", "g", "o")
+    num_gates = len(gate_names)
+    state_kind = "hc"
+    forget_block = 1
+    sigmoid_gates = ("i", "f", "o")
+    nonlinearities = ("tanh",)
+    torch_kernel = None
+    folds_b_hh = True
+    bptt_kind = "peephole"
+    bptt_gates = ("i", "f", "g", "o")
+    extra_params = ("weight_ci", "weight_cf", "weight_co")
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
@@ -57,7 +72,7 @@ class PeepholeLSTMCell(nn.Module):
     def recurrent_step(
         self, xw: Tensor, state: tuple[Tensor, Tensor]
     ) -> tuple[Tensor, Tensor]:
-        """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c). Fused ops keep the loop lean."""
+        """xw = W_ih x_t + b_ih (B, 4H), (h, c) -> new (h, c)."""
         return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
 
     def pointwise(self, gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
@@ -69,6 +84,15 @@ class PeepholeLSTMCell(nn.Module):
         c = torch.addcmul(f * c, i, torch.tanh(g))  # f ⊙ c_{t-1} + i ⊙ g
         o = torch.sigmoid(torch.addcmul(o, self.weight_co, c))  # σ(o + w_co ⊙ c_t)
         return o * torch.tanh(c), c
+
+    def gate_activations(
+        self, xw: Tensor, state: tuple[Tensor, Tensor], new_state: tuple[Tensor, Tensor]
+    ) -> dict[str, Tensor]:
+        """The sigmoid gates of one step, each (B, H): i, f peek at c_{t-1}, o at the new c_t."""
+        i, f, _, o = (xw + F.linear(state[0], self.weight_hh, self.bias_hh)).chunk(4, 1)
+        i, f = i + self.weight_ci * state[1], f + self.weight_cf * state[1]
+        o = o + self.weight_co * new_state[1]
+        return {"input i": torch.sigmoid(i), "forget f": torch.sigmoid(f), "output o": torch.sigmoid(o)}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"

@@ -17,11 +17,25 @@ class RNNCell(nn.Module):
     bias_ih, bias_hh (H,). The state is h alone; state=None means zeros.
     """
 
+    # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
+    name = "rnn"
+    gate_names = ("h",)
+    num_gates = len(gate_names)
+    state_kind = "h"
+    forget_block = None
+    sigmoid_gates = ()
+    nonlinearities = ("tanh", "relu")
+    torch_kernel = nn.RNN
+    folds_b_hh = True
+    bptt_kind = None
+    bptt_gates = None
+    extra_params = ()
+
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
     ) -> None:
         super().__init__()
-        if nonlinearity not in ("tanh", "relu"):
+        if nonlinearity not in self.nonlinearities:
             raise ValueError(f"unknown nonlinearity {nonlinearity!r}: expected tanh or relu")
         self.input_size, self.hidden_size = input_size, hidden_size
         self.nonlinearity = nonlinearity
@@ -46,7 +60,15 @@ class RNNCell(nn.Module):
 
     def recurrent_step(self, xw: Tensor, state: Tensor) -> Tensor:
         """xw = W_ih x_t + b_ih (B, H), h (B, H) -> new h (B, H)."""
-        return self.act(xw + F.linear(state, self.weight_hh, self.bias_hh))
+        return self.pointwise(xw + F.linear(state, self.weight_hh, self.bias_hh), state)
+
+    def pointwise(self, pre: Tensor, state: Tensor) -> Tensor:
+        """Everything after the matmuls: pre = W_ih x + b_ih + W_hh h + b_hh (B, H) -> new h."""
+        return self.act(pre)
+
+    def gate_activations(self, xw: Tensor, state: Tensor, new_state: Tensor) -> dict[str, Tensor]:
+        """No sigmoid gates: {}."""
+        return {}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
