@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import List, Optional
 
@@ -305,7 +306,13 @@ def _write_lines(lines: List[str], output: Optional[str]) -> None:
             f.write(text)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. a deprecated config spelling) as one line: where, and what to write instead."""
+    print(f"rnncli: {category.__name__}: {filename}:{lineno}: {message}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     app(prog_name="rnncli")  # also under `python -m rnncli`
 
 

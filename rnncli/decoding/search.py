@@ -1,5 +1,5 @@
-"""Greedy and batched beam-search decoding over a seq2seq model's `encode` / `step`, and greedy
-decoding of one sentence that keeps its attention weights (`greedy_attention`, for the heat-map).
+"""Greedy and batched beam-search decoding over a seq2seq model's `encode` / `step` (greedy can keep
+each step's attention weights, for the heat-map).
 
 Both decode many sentences at once; beam search keeps all B sentences x K beams in one tensor:
 
@@ -32,6 +32,7 @@ class Hypothesis:
     tokens: list[int]  # without <bos> / <eos>
     score: float  # length-normalised log probability
     logprob: float  # raw log probability (including <eos> when it ended)
+    attention: list[list[float]] | None = None  # greedy(keep_attention=True): one row per step, <eos>'s too
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -53,22 +54,28 @@ def max_lengths(lengths: Tensor, ratio: float, extra: int) -> list[int]:
 
 @torch.no_grad()
 def greedy(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, banned: list[int],
-           max_len: list[int]) -> list[Hypothesis]:
-    """Take the likeliest token at every step until <eos> or the sentence's maximum length."""
+           max_len: list[int], keep_attention: bool = False) -> list[Hypothesis]:
+    """Take the likeliest token at every step until <eos> or the sentence's maximum length.
+
+    With `keep_attention`, each hypothesis keeps its attention weights, one row (S,) per step.
+    """
     model.eval()
     memory, state = model.encode(src, lengths)
     batch = src.size(0)
     token = torch.full((batch,), bos, dtype=torch.long, device=src.device)
     tokens: list[list[int]] = [[] for _ in range(batch)]
+    rows: list[list[list[float]]] = [[] for _ in range(batch)]
     logprob = [0.0] * batch
     done = [False] * batch
     for t in range(max(max_len)):
-        logp, state, _ = step_logprobs(model, token, state, memory, banned)
+        logp, state, weights = step_logprobs(model, token, state, memory, banned)
         best, token = logp.max(dim=-1)  # (B,)
         for b in range(batch):
             if done[b]:
                 continue
             logprob[b] += best[b].item()
+            if keep_attention:
+                rows[b].append([round(w, 4) for w in weights[b].tolist()])
             if token[b].item() == eos:
                 done[b] = True
             else:
@@ -76,24 +83,8 @@ def greedy(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, ban
                 done[b] = len(tokens[b]) >= max_len[b]
         if all(done):
             break
-    return [Hypothesis(tokens[b], logprob[b], logprob[b]) for b in range(batch)]
-
-
-@torch.no_grad()
-def greedy_attention(model: Seq2Seq, src: Tensor, lengths: Tensor, bos: int, eos: int, banned: list[int],
-                     max_len: int) -> tuple[list[int], list[list[float]]]:
-    """Greedy decoding of ONE sentence (src (1, S)) -> output ids (with <eos>) and weights (T_out, S)."""
-    model.eval()
-    memory, state = model.encode(src, lengths)
-    token, out, rows = torch.tensor([bos], device=src.device), [], []
-    for _ in range(max_len):
-        logp, state, weights = step_logprobs(model, token, state, memory, banned)
-        token = logp.argmax(-1)
-        out.append(token.item())
-        rows.append([round(w, 4) for w in weights[0].tolist()])
-        if out[-1] == eos:
-            break
-    return out, rows
+    return [Hypothesis(tokens[b], logprob[b], logprob[b], rows[b] if keep_attention else None)
+            for b in range(batch)]
 
 
 @torch.no_grad()

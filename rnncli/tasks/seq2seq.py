@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from rnncli.data import parallel
 from rnncli.data.batching import bucketed_batches, length_sorted_batches
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
-from rnncli.decoding.search import Hypothesis, beam_search, greedy, greedy_attention, max_lengths
+from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
 from rnncli.metrics import translation_metrics
 from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
@@ -339,9 +339,11 @@ class Seq2SeqTask:
         b = make_batch(pairs, [index], self.vocabs, self.device)
         tgt = self.vocabs.tgt
         limit = max_lengths(b["lengths"], self.t["max_length_ratio"], self.t["max_length_extra"])[0]
-        out, weights = greedy_attention(self.model, b["src"], b["lengths"], tgt.stoi[BOS], tgt.stoi[EOS],
-                                        [tgt.pad_id, tgt.stoi[BOS]], limit)
-        return {"source": pairs.src[index], "output": tgt.decode(out), "weights": weights}
+        (hyp,) = greedy(self.model, b["src"], b["lengths"], tgt.stoi[BOS], tgt.stoi[EOS],
+                        [tgt.pad_id, tgt.stoi[BOS]], [limit], keep_attention=True)
+        ended = len(hyp.attention) > len(hyp.tokens)  # the last row is <eos>'s
+        out = hyp.tokens + [tgt.stoi[EOS]] * ended
+        return {"source": pairs.src[index], "output": tgt.decode(out), "weights": hyp.attention}
 
     @staticmethod
     def metric_tables(metrics: dict) -> list:

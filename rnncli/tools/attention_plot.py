@@ -1,7 +1,7 @@
 """One sentence's attention drawn as a PNG heat-map (matplotlib) or a terminal heat-map (rich).
 
 The pictures take the dict of a seq2seq task's `attention_map` (greedy decoding that keeps the
-weights, `rnncli.decoding.search.greedy_attention`): source tokens (columns), output tokens (rows)
+weights, `rnncli.decoding.search.greedy` with keep_attention): source tokens (columns), output tokens (rows)
 and the weights (T_out, S); each row sums to 1, padding never appears.
 """
 

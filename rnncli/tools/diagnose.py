@@ -18,7 +18,6 @@ from rnncli.nn.health import SATURATED_HIGH, SATURATED_LOW, stage_report
 from rnncli.tasks import spec_of, tasks_that
 from rnncli.tasks.base import Probes
 
-
 # --------------------------------------------------------------------------- text rendering
 SPARKS = "▁▂▃▄▅▆▇█"
 
