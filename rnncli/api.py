@@ -21,14 +21,7 @@ import yaml
 from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
-from rnncli.tasks.base import (
-    MapsAttention,
-    Predicts,
-    RendersMetrics,
-    SamplesText,
-    Translates,
-    WritesPredictions,
-)
+from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
 from rnncli.training import checkpoint
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 

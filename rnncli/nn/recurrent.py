@@ -42,15 +42,7 @@ from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
 from rnncli.nn.cells import cell_class, cells_where, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
-from rnncli.nn.state import (
-    State,
-    hidden,
-    join_state,
-    keep_where,
-    lengths_mask,
-    state_row,
-    zero_state,
-)
+from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
 IMPLS = ("auto", "bptt", "autograd")
 _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning

@@ -30,11 +30,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from rnncli.data.batching import (
-    bucketed_batches,
-    length_sorted_batches,
-    shuffled_batches,
-)
+from rnncli.data.batching import bucketed_batches, length_sorted_batches, shuffled_batches
 from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.tabular import (
     FORMATS,
