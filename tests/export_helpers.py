@@ -39,6 +39,10 @@ def task_config(tmp_path: Path, task: str, cell: str, **model) -> dict:
         if task == "ner":
             raw["model"].update({"char_embedding_dim": 4, "char_hidden_size": 4})
     raw["model"].update({"cell": cell, **SMALL, **model})
+    if raw["model"].get("attention") == "none":  # input feeding needs attention
+        raw["model"].pop("input_feeding", None)
+    if raw["model"].get("char_features") == "none":
+        raw["model"] = {k: v for k, v in raw["model"].items() if not k.startswith("char_") or k == "char_features"}
     raw["trainer"] = {"device": "cpu", "batch_size": 4, **({"bptt": 8} if task == "char_lm" else {})}
     raw["run"] = {"dir": str(tmp_path / "runs"), "name": f"{task}-{cell}"}
     path = tmp_path / f"{task}-{cell}.yaml"

@@ -64,9 +64,9 @@ def task_extras(task_name: str, cfg: dict, task, model) -> dict:
 
 
 def sidecar(fmt: str, cfg: dict, run: str, step: int, task, model, graphs: dict, parity: dict) -> dict:
-    names = [g["inputs"] for g in graphs.values()]
-    state_inputs = sorted({io["name"] for group in names for io in group
-                           if f"{io['name']}_out" in {o["name"] for g in graphs.values() for o in g["outputs"]}})
+    outputs = {o["name"] for g in graphs.values() for o in g["outputs"]}
+    inputs = [io["name"] for g in graphs.values() for io in g["inputs"]]
+    state_inputs = list(dict.fromkeys(n for n in inputs if f"{n}_out" in outputs))  # graph order: h, c, feed
     return {
         "format": fmt, "task": cfg["task"], "cell": cfg["model"]["cell"], "run": run, "checkpoint_step": step,
         "graphs": graphs,
