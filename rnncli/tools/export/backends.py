@@ -55,7 +55,7 @@ def write(graph, example: tuple, fmt: str, path: Path) -> None:
 class Runner:
     """Runs a written file: `runner(*tensors) -> tuple of tensors`, outputs in the graph's order."""
 
-    def __init__(self, fmt: str, path: Path, input_names: list[str]) -> None:
+    def __init__(self, fmt: str, path: Path, input_names: list[str], threads: int | None = None) -> None:
         self.fmt, self.input_names = fmt, input_names
         if fmt == "torchscript":
             self.module = torch.jit.load(str(path))
@@ -64,6 +64,8 @@ class Runner:
 
             options = onnxruntime.SessionOptions()
             options.log_severity_level = 3  # errors only
+            if threads is not None:
+                options.intra_op_num_threads = options.inter_op_num_threads = threads
             self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -236,10 +236,13 @@ class DecoderStepGraph(nn.Module):
         self.model, self.rnn = model, ExportRecurrent(model.decoder)
         self.projects = model.attention_kind in ("general", "additive")
 
-    def forward(self, token: Tensor, src_lengths: Tensor, memory: Tensor, *rest: Tensor):
+    def forward(self, token: Tensor, *rest: Tensor):
+        """token, [src_lengths, memory, [projected]] (with attention), h, [c], [feed]."""
         m = self.model
-        projected = rest[0] if self.projects else None
-        state = rest[1:] if self.projects else rest
+        attends = m.attention_kind != "none"
+        src_lengths, memory = rest[:2] if attends else (None, None)
+        projected = rest[2] if self.projects else None
+        state = rest[2 + self.projects:] if attends else rest
         h = state[0]
         c = state[1] if self.rnn.has_c else h
         x = m.tgt_embedding(token).unsqueeze(1)  # (B, 1, E)
@@ -264,6 +267,8 @@ def seq2seq_graphs(model, task) -> list[Graph]:
             "logits": {0: "batch"}, "memory": {0: "batch", 1: "src_time"}, "projected": {0: "batch", 1: "src_time"},
             **_state_axes(_state_names(dec.rnn)), "feed": {0: "batch"}, "feed_out": {0: "batch"}}
 
+    attends = ["src_lengths", *memory] if model.attention_kind != "none" else []  # no attention: no memory
+
     def pick(names):
         return {k: v for k, v in axes.items() if k in names}
 
@@ -285,19 +290,22 @@ def seq2seq_graphs(model, task) -> list[Graph]:
         hidden = [torch.randn(dec.rnn.num_layers, batch, dec.rnn.hidden_size, generator=gen)
                   for _ in _state_names(dec.rnn)]
         feed = [torch.randn(batch, dec.rnn.hidden_size, generator=gen)] if model.input_feeding else []
-        return (torch.randint(0, tgt_vocab, (batch,), generator=gen), lengths, keys, *extra, *hidden, *feed)
+        memory_in = (lengths, keys, *extra) if attends else ()
+        return (torch.randint(0, tgt_vocab, (batch,), generator=gen), *memory_in, *hidden, *feed)
 
-    def reference_step(token, src_lengths, keys, *rest):
-        projected = rest[0] if enc.projects else None
-        st = rest[1:] if enc.projects else rest
-        feed = st[-1] if model.input_feeding else None
-        rnn = _as_state(st[:-1] if model.input_feeding else st)
-        mem = Memory(keys, projected, lengths_mask(src_lengths, keys.shape[1]))
+    def reference_step(token, *rest):
+        if attends:
+            mem = Memory(rest[1], rest[2] if enc.projects else None, lengths_mask(rest[0], rest[1].shape[1]))
+            rest = rest[2 + enc.projects:]
+        else:  # the model attends over nothing: any memory will do
+            mem = Memory(token.new_zeros(token.shape[0], 1, 1).float(), None, token.new_ones(token.shape[0], 1).bool())
+        feed = rest[-1] if model.input_feeding else None
+        rnn = _as_state(rest[:-1] if model.input_feeding else rest)
         logits, new, _ = model.step(token, DecoderState(rnn, feed), mem)
         return (logits, *_flat_state(new.rnn), *((new.feed,) if model.input_feeding else ()))
 
     enc_in, enc_out = ["src", "src_lengths"], memory + state
-    step_in, step_out = ["token", "src_lengths", *memory, *state], ["logits", *_out(state)]
+    step_in, step_out = ["token", *attends, *state], ["logits", *_out(state)]
     return [Graph("encoder", enc, enc_in, enc_out, pick(enc_in + enc_out), sample_encoder, reference_encoder),
             Graph("decoder_step", dec, step_in, step_out, pick(step_in + step_out), sample_step, reference_step)]
 

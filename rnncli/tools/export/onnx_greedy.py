@@ -24,9 +24,13 @@ def greedy_translate(encoder, decoder, meta: dict, src_ids: list[int]) -> list[i
     memory = {k: v for k, v in encoded.items() if k not in state_names}  # memory, [projected]
     state = {k: encoded[k] for k in state_names}
     limit = max(1, math.ceil(meta["max_length_ratio"] * len(src_ids)) + meta["max_length_extra"])
+    wanted = {i.name for i in decoder.get_inputs()}  # without attention the step reads no memory
+    memory = {k: v for k, v in memory.items() if k in wanted}
     token, out = special["<bos>"], []
     for _ in range(limit):
-        feeds = {"token": np.array([token], dtype=np.int64), "src_lengths": src_lengths, **memory, **state}
+        feeds = {"token": np.array([token], dtype=np.int64), **memory, **state}
+        if "src_lengths" in wanted:
+            feeds["src_lengths"] = src_lengths
         logits, *new_state = decoder.run(None, feeds)  # logits (1, V)
         state = dict(zip(state_names, new_state))
         logits[0, [special["<pad>"], special["<bos>"]]] = -np.inf  # never generated
