@@ -56,9 +56,14 @@ def _check_sidecar(out: Path, fmt: str, task_name: str) -> dict:
     return meta
 
 
-@pytest.mark.parametrize("fmt", backends.FORMATS)
-@pytest.mark.parametrize("task_name", TASK_NAMES)
-@pytest.mark.parametrize("cell", CELL_NAMES)
+# ONNX: every task x every cell; TorchScript (the same traced graphs, cheaper to check): every cell on
+# char_lm and every task on the peephole cell, to keep this file within its time budget.
+CASES = [("onnx", t, c) for t in TASK_NAMES for c in CELL_NAMES] + \
+    [("torchscript", "char_lm", c) for c in CELL_NAMES] + \
+    [("torchscript", t, "peephole_lstm") for t in TASK_NAMES if t != "char_lm"]
+
+
+@pytest.mark.parametrize("fmt,task_name,cell", CASES)
 def test_every_task_and_cell_exports_with_parity(tmp_path, fmt, task_name, cell):
     cfg, task = build_task(tmp_path, task_name, cell)
     result = ex.export_task(cfg, task, fmt, tmp_path / "out")
@@ -229,3 +234,37 @@ def test_the_exported_greedy_loop_translates_as_rnncli_greedy(tmp_path):
         want = greedy(task.model, src, lengths, tgt.stoi["<bos>"], tgt.stoi["<eos>"],
                       [tgt.pad_id, tgt.stoi["<bos>"]], limit)[0].tokens
         assert greedy_translate(session["encoder"], session["decoder_step"], meta, ids) == want
+
+
+# --------------------------------------------------------------------------- ner: Viterbi in the caller
+def _viterbi(emissions, start, trans, end):
+    """The decoding rule model.json documents, in numpy: emissions (T, K) of one sentence -> tags."""
+    import numpy as np
+
+    score, back = start + emissions[0], []
+    for row in emissions[1:]:
+        total = score[:, None] + trans  # (K from, K to)
+        back.append(total.argmax(0))
+        score = total.max(0) + row
+    path = [int((score + end).argmax())]
+    for pointers in reversed(back):
+        path.append(int(pointers[path[-1]]))
+    return path[::-1]
+
+
+def test_viterbi_over_exported_emissions_and_sidecar_scores_tags_as_the_crf(tmp_path):
+    import numpy as np
+    import onnxruntime
+
+    cfg, task = build_task(tmp_path, "ner", "gru", char_features="lstm")
+    ex.export_task(cfg, task, "onnx", tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / ex.SIDECAR).read_text())
+    crf = {k: np.array(v, dtype=np.float32) for k, v in meta["crf"].items()}
+    graph = graphs.GRAPHS["ner"](task.model, task)[0]
+    inputs = graph.sample(3, 7, True, torch.Generator().manual_seed(3))
+    session = onnxruntime.InferenceSession(str(tmp_path / "out" / "model.onnx"))
+    emissions = session.run(None, {n: t.numpy() for n, t in zip(graph.inputs, inputs)})[0]
+    lengths = inputs[1]
+    want, _ = task.model.crf.decode(graph.reference(*inputs)[0], lengths)
+    got = [_viterbi(e[:n], crf["start"], crf["transitions"], crf["end"]) for e, n in zip(emissions, lengths)]
+    assert got == want

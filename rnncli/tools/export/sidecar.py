@@ -43,14 +43,12 @@ def task_extras(task_name: str, cfg: dict, task, model) -> dict:
         return {"special_ids": _ids(state["itos"], PAD, UNK),
                 "decode": "label = labels[argmax(logits)]; unknown tokens map to <unk>"}
     if task_name == "ner":
-        crf = model.crf
-        if crf is None:
-            return {"crf": None, "decode": "tag = tags[argmax(emissions)] at each real step"}
-        start, trans, end = (s.detach().tolist() for s in crf._scores())  # forbidden moves carry -10000
-        return {"crf": {"start": start, "transitions": trans, "end": end},
-                "decode": "Viterbi over emissions[:length] with crf start / transitions[from][to] / end "
-                          "(README: Ship a model)",
-                "special_ids": _ids(state["words"], PAD, UNK)}
+        special = {"special_ids": _ids(state["words"], PAD, UNK)}
+        if model.crf is None:
+            return {**special, "crf": None, "decode": "tag = tags[argmax(emissions)] at each real step"}
+        start, trans, end = (s.detach().tolist() for s in model.crf._scores())  # forbidden moves: -10000
+        return {**special, "crf": {"start": start, "transitions": trans, "end": end},
+                "decode": "Viterbi over emissions[:length] with crf start / transitions[from][to] / end"}
     if task_name == "seq2seq":
         target = state["target"]
         return {"special_ids": _ids(target, PAD, UNK, "<bos>", "<eos>"),
