@@ -66,6 +66,9 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
         if ckpt is not None:
             trainer.restore(ckpt)
+            if distributed.restart_count() and resume is None:
+                trainer.progress_notes.append(f"torchrun restarted the group (restart {distributed.restart_count()}): "
+                                              f"continuing from {run_dir / 'last.pt'} at step {trainer.state.step}")
         return trainer.fit(resumed=ckpt is not None)
     finally:
         distributed.shutdown()

@@ -69,7 +69,11 @@ def setup(device: torch.device) -> Context:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend)
+    # torchrun's store outlives a restart; a fresh key prefix per restart keeps a restarted group
+    # from reading the addresses its killed predecessors published there
+    store, rank, world = next(dist.rendezvous("env://"))
+    store = dist.PrefixStore(f"rnncli/restart-{restart_count()}/", store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     _context = Context(dist.get_rank(), dist.get_world_size(), local_rank, backend)
     return _context
 
