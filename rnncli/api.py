@@ -21,7 +21,15 @@ import yaml
 from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
-from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
+from rnncli.tasks.base import (
+    MapsAttention,
+    Predicts,
+    RendersMetrics,
+    SamplesText,
+    ScoresExamples,
+    Translates,
+    WritesPredictions,
+)
 from rnncli.training import checkpoint
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
@@ -155,6 +163,17 @@ def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, whi
     metrics = task.evaluate("file" if data_file else split, **options)
     return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
             "split": data_file or split, **metrics}
+
+
+def example_scores(run_dir: str, split: str = "val", which: str = "best"):
+    """Per-example statistics of a trained run on one of its splits (`rnncli.metrics.ExampleScores`):
+    what `rnncli.tools.compare_runs` resamples to compare two runs."""
+    if split not in SPLITS:
+        raise ArgumentError("split", f"must be one of {', '.join(SPLITS)} (got {split!r})")
+    _require(_saved_spec(run_dir), ScoresExamples, run_dir, "per-example scores")
+    _, task, _ = load_run(run_dir, which)
+    task.load_data(None)
+    return task.example_scores(split)
 
 
 def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,

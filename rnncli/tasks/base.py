@@ -15,6 +15,7 @@ import torch
 
 if TYPE_CHECKING:
     from rnncli.data.text import CharVocab
+    from rnncli.metrics import ExampleScores
 
 
 class Task(Protocol):
@@ -115,4 +116,13 @@ class RendersMetrics(Protocol):
         """rich renderables."""
 
 
-CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics)
+class ScoresExamples(Protocol):
+    """Per-example statistics of a split for paired comparisons of two runs (`rnncli eval --compare`):
+    each metric as rows that sum over any subset of examples (rnncli/metrics.py, `ExampleScores`)."""
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """The split's examples, in order, each metric's rows and how summed rows give the metric."""
+
+
+CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics,
+                ScoresExamples)
