@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -24,13 +25,17 @@ from rnncli.tasks import TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import (
     MapsAttention,
     Predicts,
+    Probes,
     RendersMetrics,
     SamplesText,
     ScoresExamples,
+    ShowsSamples,
     Translates,
     WritesPredictions,
 )
-from rnncli.training import checkpoint
+from rnncli.training import checkpoint, tensorboard
+from rnncli.training.health_line import HealthLine, ProbeAtValidation, Watchers
+from rnncli.training.tensorboard import TensorBoardWriter
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
@@ -61,20 +66,51 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
         cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
         _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
+        _require_extras(cfg)
     else:
         cfg = load_config(config_path, overrides)
         run_dir = run_directory(cfg)
+        _require_extras(cfg)
         _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     task = task_spec(cfg["task"]).module.build(cfg, device)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
-    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-    if ckpt is not None:
-        trainer.restore(ckpt)
-    summary = trainer.fit(resumed=ckpt is not None)
+    with _watch(cfg, task, run_dir, show_progress) as watch:
+        trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress, watch)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+        summary = trainer.fit(resumed=ckpt is not None)
     return summary
+
+
+def _require_extras(cfg: dict) -> None:
+    """Before any work: an optional package the config needs is missing -> one line naming the extra."""
+    if cfg["run"]["tensorboard"]:
+        tensorboard.require()
+
+
+@contextmanager
+def _watch(cfg: dict, task, run_dir: Path, show_progress: bool):
+    """What sees every metrics.jsonl record: the health line (with progress output) and TensorBoard
+    (run.tensorboard: true), each handed what the run's task can show."""
+    spec = task_spec(cfg["task"])
+    probe = ProbeAtValidation(task.model.rnn, task.probe) if spec.can(Probes) else None
+    health = HealthLine(probe, cfg["trainer"]["clip_grad_norm"]) if show_progress else None
+    if not cfg["run"]["tensorboard"]:
+        yield Watchers(health)
+        return
+    writer = TensorBoardWriter(
+        run_dir, samples=(lambda: task.samples("val")) if spec.can(ShowsSamples) else None,
+        attention=_attention_of(task) if spec.can(MapsAttention) else None, probe=probe)
+    with writer:
+        yield Watchers(health, writer)
+
+
+def _attention_of(task) -> Callable[[], dict] | None:
+    """One validation sentence's attention map; None for a model without attention."""
+    return None if task.model.attention_kind == "none" else lambda: task.attention_map("val", 0)
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:

@@ -124,5 +124,13 @@ class ScoresExamples(Protocol):
         """The split's examples, in order, each metric's rows and how summed rows give the metric."""
 
 
+class ShowsSamples(Protocol):
+    """A few outputs of the model as text, for TensorBoard at each validation (char_lm: a generated
+    sample; seq2seq: translations beside their references; ner: tagged sentences)."""
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """Markdown."""
+
+
 CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics,
-                ScoresExamples)
+                ScoresExamples, ShowsSamples)

@@ -144,6 +144,12 @@ class CharLMTask:
             "bpc": ExampleStats((rows / torch.tensor([math.log(2), 1.0], dtype=torch.float64)).tolist(), "ratio",
                                 False)})
 
+    def samples(self, split: str, count: int = 3) -> str:
+        """`count` lines of 80 characters sampled (temperature 0.8, seed 0) after the split's first 20."""
+        prompt = self.vocab.decode(self._split(split)[:20].tolist())
+        text = generate(self.model, self.vocab, prompt, 80 * count, temperature=0.8, seed=0)
+        return "    " + (prompt + text).replace("\n", "\n    ")  # a markdown code block keeps line breaks
+
     def _split(self, split: str) -> torch.Tensor:
         if split not in self.splits or self.splits[split].numel() < 2:
             raise DataError(f"this run has no {split} split (or it is shorter than 2 characters)")

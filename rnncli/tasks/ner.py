@@ -236,6 +236,16 @@ class NERTask:
         pred = self.tag(data)
         return scores(data.gold, pred, self.vocabs.scheme)
 
+    def samples(self, split: str, count: int = 3) -> str:
+        """The first `count` sentences of the split, entities tagged: predicted, then gold."""
+        if split not in self.splits:
+            raise DataError(f"this run has no {split} split")
+        data = self.splits[split]
+        tokens, gold = data.tokens[:count], data.gold[:count]
+        pred = self.tag(self.vocabs.encode(tokens, gold))
+        show = lambda words, tags: " ".join(w if t == "O" else f"**{w}**/{t}" for w, t in zip(words, tags))  # noqa: E731
+        return "\n\n".join(f"{show(w, p)}  \ngold: {show(w, g)}" for w, p, g in zip(tokens, pred, gold))
+
     def example_scores(self, split: str) -> ExampleScores:
         """Per sentence: entity counts of span F1 (conlleval default mode) and token accuracy counts."""
         if split not in self.splits:

@@ -290,6 +290,14 @@ class Seq2SeqTask:
             "bleu": ExampleStats(rows["bleu"], "bleu", True), "chrf": ExampleStats(rows["chrf"], "chrf", True),
             "exact_match": ExampleStats([[float(h == r), 1.0] for h, r in zip(hyps, refs)], "ratio", True)})
 
+    def samples(self, split: str, count: int = 3) -> str:
+        """The first `count` sentences of the split: source, translation (free decoding), reference."""
+        pairs, tok = self._split(split), self.data["target_tokenizer"]
+        hyps = self.decode(pairs.src[:count])
+        rows = [f"| {' '.join(s)} | {parallel.detokenize(self.vocabs.tgt.decode(h[0].tokens), tok)} | "
+                f"{parallel.detokenize(r, tok)} |" for s, h, r in zip(pairs.src, hyps, pairs.tgt)]
+        return "\n".join(["| source | translation | reference |", "|---|---|---|", *rows])
+
     def _split(self, split: str) -> Pairs:
         if split not in self.splits or not len(self.splits[split]):
             raise DataError(f"this run has no {split} split (or it is empty)")
