@@ -154,4 +154,7 @@ RUN_FIELDS: dict[str, Field] = {
     "name": Field("str", None, "run directory name (null: timestamp)", nullable=True),
     "dir": Field("str", "runs", "parent directory of run directories"),
     "overwrite": Field("bool", False, "start afresh even if the run directory has checkpoints"),
+    "tensorboard": Field("bool", False, "write TensorBoard event files to RUN/tensorboard/: every metrics.jsonl "
+                         "scalar, and at each validation samples, attention, gate histograms and gradient flow "
+                         "(pip install 'rnncli[tensorboard]')"),
 }
