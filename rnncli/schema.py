@@ -15,6 +15,7 @@ from typing import Any, Callable
 from rnncli.errors import ConfigError
 from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
+from rnncli.nn.recurrent import IMPLS, impls_for
 
 SECTIONS = ("data", "model", "trainer", "run")
 
@@ -75,10 +76,11 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "bptt", "bptt: hand-written BPTT (fast); autograd: plain loop (reference)",
-            choices=("bptt", "autograd"), renamed={"fused": "bptt"},
-            # only a cell without a torch kernel but with a hand-written BPTT has a path to choose
-            **_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None),
+            "str", "auto", "auto: the cell's fast path (bptt for the LSTM family, scan for mingru / minlstm); "
+            "bptt: hand-written BPTT; scan: parallel scan over time; autograd: plain loop (reference)",
+            choices=IMPLS, renamed={"fused": "bptt"},
+            # only cells without a torch kernel have a path to choose; `check_model` checks the pair
+            **_for_cells(lambda c: c.torch_kernel is None),
         ),
     }
     if bidirectional:
@@ -96,6 +98,17 @@ def recurrent_kwargs(model: dict) -> dict:
     own default stands for them. Every task builds its recurrent layers through this function.
     """
     return {key: model[key] for key in RECURRENT_KEYS if key in model}
+
+
+def check_model(cfg: dict, where: Callable[..., str]) -> None:
+    """Cross-key rules of the recurrent `model` keys: `model.impl` must be a path the cell has."""
+    model = cfg.get("model", {})
+    if "impl" not in model or "cell" not in model:
+        return
+    allowed = impls_for(model["cell"])
+    if model["impl"] not in allowed:
+        raise ConfigError(f"{where('model', 'impl')}: model.impl = '{model['impl']}' is not a path of cell "
+                          f"'{model['cell']}'. Allowed for it: {', '.join(allowed)}")
 
 
 def check_split(split: list[float], where: str, example: list[float]) -> None:

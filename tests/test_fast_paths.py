@@ -27,7 +27,7 @@ NATIVE_BF16, _ = precision.hardware_support("bf16", torch.device("cpu"))
 def test_impl_is_a_key_of_the_custom_cells(make_config, cell):
     cfg = load_config(make_config(model={"cell": cell, "impl": "autograd"}))
     assert cfg["model"]["impl"] == "autograd"
-    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "bptt"
+    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "auto"
 
 
 def test_impl_on_a_standard_cell_says_when_it_applies(make_config):

@@ -1,6 +1,6 @@
 """Sequence-level recurrent layer: a whole padded batch, stacked and optionally bidirectional.
 
-`Recurrent` runs a stack on one of three paths, chosen by `impl` and by what the cell class declares
+`Recurrent` runs a stack on one of four paths, chosen by `impl` and by what the cell class declares
 (`paths()` says which and why):
 
     torch     cells with a `torch_kernel` (rnn, lstm, gru): torch's `nn.RNN` / `nn.LSTM` / `nn.GRU`,
@@ -9,11 +9,15 @@
               one autograd.Function per layer and direction)
     autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
               without a torch kernel (input projection in one matmul, a loop over the rest)
+    scan      cells whose class says `sequence_kind = "scan"` (mingru, minlstm): gates read only the
+              input, so the sequence is one parallel log-space scan over time (`rnncli.nn.scan`)
 
     impl='auto'      torch's kernel where the cell has one (but lstm under bf16 / fp16 autocast on the
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
+    impl='scan'      the parallel scan, for scan cells (which 'auto' picks for them: faster than
+                     their loop on the CPU at every size measured, benchmarks/min_cells.py)
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -42,9 +46,10 @@ from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
 from rnncli.nn.cells import cell_class, cells_where, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.scan import run_scan
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
-IMPLS = ("auto", "bptt", "autograd")
+IMPLS = ("auto", "bptt", "autograd", "scan")
 _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -123,13 +128,15 @@ class Recurrent(nn.Module):
         return self._forward_custom(x, lengths, state, path)
 
     def path(self, device_type: str = "cpu") -> str:
-        """'torch' (torch's kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
+        """'torch' (torch's kernel), 'bptt' (hand-written), 'scan' or 'autograd', as forward would now run.
 
         Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
         """
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
+        if spec.sequence_kind == "scan":
+            return "scan"
         if spec.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
@@ -147,6 +154,9 @@ class Recurrent(nn.Module):
             why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
                 "custom cell without a hand-written BPTT"
             return [(layers, "plain autograd loop", why)]
+        if path == "scan":
+            why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
+            return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
@@ -220,6 +230,8 @@ class Recurrent(nn.Module):
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
                 if path == "bptt":
                     out, final = self._run_bptt(k, seq, state_row(state, k), mask)
+                elif path == "scan":
+                    out, final = run_scan(self.cells[k], seq, state_row(state, k), mask)
                 else:
                     out, final = run_cell(self.cells[k], seq, state_row(state, k), mask)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
@@ -313,6 +325,13 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
+def impls_for(cell: str) -> tuple[str, ...]:
+    """The `impl` values that cell can run: 'auto', plus each path its class declares."""
+    spec = cell_class(cell)
+    return ("auto",) + ("bptt",) * (spec.bptt_kind is not None) + ("autograd",) * (spec.torch_kernel is None) \
+        + ("scan",) * (spec.sequence_kind == "scan")
+
+
 def _check_impl(cell: str, impl: str) -> str:
     """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
     if impl in _RENAMED_IMPLS:
@@ -325,6 +344,9 @@ def _check_impl(cell: str, impl: str) -> str:
     if impl == "bptt" and spec.bptt_kind is None:
         cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
         raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
+    if impl == "scan" and spec.sequence_kind != "scan":
+        cells = ", ".join(cells_where(lambda c: c.sequence_kind == "scan"))
+        raise ValueError(f"impl='scan' is for the cells whose gates read only the input ({cells}), not {cell!r}")
     if impl == "autograd" and spec.torch_kernel is not None:
         cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
         raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "

@@ -27,6 +27,8 @@ from torch import Tensor, nn
 from rnncli.nn.cells.cifg import CIFGLSTMCell
 from rnncli.nn.cells.gru import GRUCell
 from rnncli.nn.cells.lstm import LSTMCell
+from rnncli.nn.cells.mingru import MinGRUCell
+from rnncli.nn.cells.minlstm import MinLSTMCell
 from rnncli.nn.cells.peephole import PeepholeLSTMCell
 from rnncli.nn.cells.rnn import RNNCell
 from rnncli.nn.state import State
@@ -48,11 +50,16 @@ class Cell(Protocol):
     bptt_kind: ClassVar[str | None]  # equations in rnncli/nn/bptt.py and fused_cpu.py, or None
     bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
     extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
+    # "loop": a step reads h_{t-1} through weight_hh, so a sequence is a loop over time;
+    # "scan": gates read only x_t (weight_hh and bias_hh are None) and the step is linear in h,
+    # h_t = a_t ⊙ h_{t-1} + b_t, so a sequence can run as a parallel scan (rnncli/nn/scan.py)
+    # from the cell's `log_coefficients(xw (T, B, G*H)) -> (log a, log b)`, each (T, B, H)
+    sequence_kind: ClassVar[str]
 
     weight_ih: Tensor  # (G*H, I)
-    weight_hh: Tensor  # (G*H, H)
+    weight_hh: Tensor | None  # (G*H, H); None for scan cells
     bias_ih: Tensor | None  # (G*H,)
-    bias_hh: Tensor | None  # (G*H,)
+    bias_hh: Tensor | None  # (G*H,); None for scan cells
 
     def __call__(self, x: Tensor, state: State | None = None) -> State: ...
 
@@ -69,7 +76,8 @@ class Cell(Protocol):
 
 # The registry: name -> class, in the order cells are listed to users.
 CELLS: dict[str, type[nn.Module]] = {
-    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell)
+    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell,
+                              MinGRUCell, MinLSTMCell)
 }
 CELL_NAMES = tuple(CELLS)
 NONLINEARITIES = tuple(dict.fromkeys(n for cls in CELLS.values() for n in cls.nonlinearities))
@@ -137,6 +145,8 @@ __all__ = [
     "Cell",
     "GRUCell",
     "LSTMCell",
+    "MinGRUCell",
+    "MinLSTMCell",
     "PeepholeLSTMCell",
     "RNNCell",
     "cell_class",

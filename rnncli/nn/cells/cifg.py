@@ -40,6 +40,7 @@ class CIFGLSTMCell(nn.Module):
     bptt_kind = "cifg"
     bptt_gates = ("f", "o", "g")
     extra_params = ()
+    sequence_kind = "loop"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

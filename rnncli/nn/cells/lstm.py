@@ -37,6 +37,7 @@ class LSTMCell(nn.Module):
     bptt_kind = "lstm"
     bptt_gates = ("i", "f", "o", "g")
     extra_params = ()
+    sequence_kind = "loop"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ class PeepholeLSTMCell(nn.Module):
     bptt_kind = "peephole"
     bptt_gates = ("i", "f", "g", "o")
     extra_params = ("weight_ci", "weight_cf", "weight_co")
+    sequence_kind = "loop"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
