@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
+from rnncli.nn.activations import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_GATE_ACTIVATION, GATE_ACTIVATIONS, is_default
 from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
 from rnncli.nn.recurrent import IMPLS, impls_for
@@ -76,11 +77,21 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "auto", "auto: the cell's fast path (bptt for the LSTM family, scan for mingru / minlstm); "
-            "bptt: hand-written BPTT; scan: parallel scan over time; autograd: plain loop (reference)",
+            "str", "auto", "auto: the cell's fast path (bptt for the LSTM family, scan for cells whose gates read "
+            "only the input); bptt: hand-written BPTT; scan: parallel scan over time; autograd: plain loop (reference)",
             choices=IMPLS, renamed={"fused": "bptt"},
             # only cells without a torch kernel have a path to choose; `check_model` checks the pair
             **_for_cells(lambda c: c.torch_kernel is None),
+        ),
+        "gate_activation": Field(
+            "str", DEFAULT_GATE_ACTIVATION, "activation of the gates (hard_sigmoid: clip(x/6 + 1/2, 0, 1)); "
+            "other than sigmoid runs the cell's own step (autograd)",
+            choices=tuple(GATE_ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
+        ),
+        "activation": Field(
+            "str", DEFAULT_ACTIVATION, "activation of the candidate and of the cell output; other than tanh "
+            "runs the cell's own step (autograd)",
+            choices=tuple(ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
         ),
     }
     if bidirectional:
@@ -101,14 +112,18 @@ def recurrent_kwargs(model: dict) -> dict:
 
 
 def check_model(cfg: dict, where: Callable[..., str]) -> None:
-    """Cross-key rules of the recurrent `model` keys: `model.impl` must be a path the cell has."""
+    """Cross-key rules of the recurrent `model` keys: `model.impl` must be a path the cell has (with
+    other than sigmoid gates and tanh, only its own step)."""
     model = cfg.get("model", {})
     if "impl" not in model or "cell" not in model:
         return
-    allowed = impls_for(model["cell"])
+    default = is_default(model.get("gate_activation", DEFAULT_GATE_ACTIVATION),
+                         model.get("activation", DEFAULT_ACTIVATION))
+    allowed = impls_for(model["cell"], default)
     if model["impl"] not in allowed:
+        how = "" if default else f" with gate_activation {model['gate_activation']}, activation {model['activation']}"
         raise ConfigError(f"{where('model', 'impl')}: model.impl = '{model['impl']}' is not a path of cell "
-                          f"'{model['cell']}'. Allowed for it: {', '.join(allowed)}")
+                          f"'{model['cell']}'{how}. Allowed for it: {', '.join(allowed)}")
 
 
 def check_split(split: list[float], where: str, example: list[float]) -> None:

@@ -204,9 +204,11 @@ class _SplitLayer:
 # --------------------------------------------------------------------------- compiled LSTM-family step
 def _fused_kernels(recurrent: nn.Module):
     """rnncli/nn/fused_cpu.py's kernels for a stack of a cell with a `bptt_kind`, in float32 on the
-    CPU; else None."""
+    CPU, with sigmoid gates and tanh; else None."""
     ref = next(recurrent.parameters())
     if recurrent.cell_class.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
+        return None
+    if not recurrent.default_activations:  # the kernel computes σ and tanh only
         return None
     return fused_cpu.kernels()
 

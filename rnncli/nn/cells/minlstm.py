@@ -46,6 +46,7 @@ class MinLSTMCell(nn.Module):
     bptt_gates = None
     extra_params = ()
     sequence_kind = "scan"
+    configurable_activations = False
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()
