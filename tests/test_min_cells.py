@@ -125,13 +125,14 @@ def test_bf16_autocast_runs_the_scan_in_float32(cell):
 
 
 @EVERY_SCAN_CELL
-def test_auto_picks_the_scan_and_the_report_says_so(cell):
+def test_auto_picks_the_loop_on_the_cpu_the_scan_elsewhere_and_the_report_says_so(cell):
     model = Recurrent(cell, 3, 4)
-    assert model.path() == "scan" and "scan" in model.paths()[0][1]
+    assert model.path("cpu") == "autograd" and "faster than the parallel scan" in model.paths("cpu")[0][2]
+    assert model.path("cuda") == "scan" and "scan" in model.paths("cuda")[0][1]
     assert model.layer_weights(0)[1] is None  # no W_hh
 
 
-@pytest.mark.parametrize("cell,impl", [("lstm", "scan"), ("peephole_lstm", "scan"), ("mingru", "bptt")])
+@pytest.mark.parametrize("cell,impl", [("cifg_lstm", "scan"), ("peephole_lstm", "scan"), ("mingru", "bptt")])
 def test_impl_a_cell_lacks_is_a_config_error(make_config, cell, impl):
     with pytest.raises(ConfigError, match=rf"model\.impl = '{impl}' is not a path of cell '{cell}'. Allowed"):
         load_config(make_config(model={"cell": cell, "impl": impl}))

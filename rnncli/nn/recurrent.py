@@ -16,8 +16,10 @@
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
-    impl='scan'      the parallel scan, for scan cells (which 'auto' picks for them: faster than
-                     their loop on the CPU at every size measured, benchmarks/min_cells.py)
+    impl='scan'      the parallel scan, for scan cells; 'auto' picks it for them off the CPU. On the CPU
+                     'auto' runs their loop: 1.6-2.9x the scan's training tokens/s at every size
+                     measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
+                     pointwise work than T small steps, and the CPU gains little from parallel time
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -144,8 +146,8 @@ class Recurrent(nn.Module):
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
-        if spec.sequence_kind == "scan":
-            return "scan"
+        if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
+            return "autograd" if device_type == "cpu" else "scan"
         if not self.default_activations:
             return "autograd"
         if spec.torch_kernel is not None:
@@ -164,6 +166,8 @@ class Recurrent(nn.Module):
         if path == "autograd":
             why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
                 "custom cell without a hand-written BPTT"
+            if self.impl == "auto" and spec.sequence_kind == "scan":
+                why = "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
             if not self.default_activations:
                 why = (f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel computes "
                        f"them, so the cell's own step")

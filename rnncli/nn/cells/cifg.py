@@ -27,6 +27,8 @@ class CIFGLSTMCell(nn.Module):
     weight_hh (3H, H); bias_ih, bias_hh (3H,). State (h, c); None = zeros.
     `gates(xw, state)` returns the gate activations so the coupling can be inspected.
     The hand-written BPTT keeps the gates as f, o, g: both sigmoid gates, then the candidate.
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means

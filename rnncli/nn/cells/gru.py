@@ -22,6 +22,8 @@ class GRUCell(nn.Module):
     Gate blocks (G = 3) stacked in torch's order r, z, n. Shapes: x_t (B, I); h (B, H);
     weight_ih (3H, I); weight_hh (3H, H); bias_ih, bias_hh (3H,). State h; None = zeros.
     b_hn sits inside r ⊙ (...), so b_hh cannot join b_ih: `pointwise` takes xw and hw apart.
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means

@@ -24,6 +24,8 @@ class LSTMCell(nn.Module):
     weight_ih (4H, I); weight_hh (4H, H); bias_ih, bias_hh (4H,). State (h, c); None = zeros.
     The hand-written BPTT and the compiled step keep the gates as i, f, o, g: the three sigmoid
     gates side by side, then the candidate (rnncli/nn/bptt.py).
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means

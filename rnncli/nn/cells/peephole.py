@@ -28,6 +28,8 @@ class PeepholeLSTMCell(nn.Module):
     `rnncli.nn.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
     State (h, c); None = zeros. The hand-written BPTT keeps torch's gate order i, f, g, o: one
     sigmoid call covers i, f and the candidate, then o follows once c_t is known (rnncli/nn/bptt.py).
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
