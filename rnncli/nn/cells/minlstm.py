@@ -90,9 +90,9 @@ class MinLSTMCell(nn.Module):
         return f / (f + i), i / (f + i)
 
     def gate_activations(self, xw: Tensor, state: Tensor, new_state: Tensor) -> dict[str, Tensor]:
-        """The normalised forget and input gates of one step, each (B, H)."""
-        f_n, i_n = self._normalised_gates(xw)
-        return {"forget f'": f_n, "input i'": i_n}
+        """The sigmoid gates of one step, each (B, H), before normalisation (f' = f / (f + i))."""
+        p_i, p_f, _ = xw.chunk(3, -1)
+        return {"input i": torch.sigmoid(p_i), "forget f": torch.sigmoid(p_f)}
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
