@@ -17,7 +17,7 @@
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
     impl='scan'      the parallel scan, for scan cells; 'auto' picks it for them off the CPU. On the CPU
-                     'auto' runs their loop: 1.6-2.9x the scan's training tokens/s at every size
+                     'auto' runs their loop: 1.7-4.9x the scan's training tokens/s at every size
                      measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
                      pointwise work than T small steps, and the CPU gains little from parallel time
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
