@@ -120,8 +120,11 @@ def _ratios(norms: dict[str, list[float]]) -> dict[str, float | None]:
 # --------------------------------------------------------------------------- spectra
 @torch.no_grad()
 def spectra(rnn: nn.Module) -> list[dict]:
-    """Spectral radius and largest singular value of every H x H gate block of every W_hh."""
+    """Spectral radius and largest singular value of every H x H gate block of every W_hh (none
+    for scan cells, which have no W_hh)."""
     rows, names = [], rnn.cell_class.gate_names
+    if rnn.cell_class.sequence_kind == "scan":  # no W_hh: nothing recurrent to take the spectrum of
+        return rows
     for k in range(rnn.num_layers * rnn.num_directions):
         w = rnn.layer_weights(k)[1].detach().double()  # (G*H, H)
         for name, block in zip(names, w.chunk(len(names), 0)):
