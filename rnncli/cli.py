@@ -334,6 +334,27 @@ def bench(
         typer.echo(f"  generate  {result['generate_chars_per_s']:>10,.0f} chars/s   (batch 1)")
 
 
+@app.command("export")
+def export_(
+    run: str = typer.Argument(..., help="run directory"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript"),
+    output: Optional[str] = typer.Option(None, "--output", help="folder for the graphs and model.json "
+                                         "(default RUN/export/FORMAT)"),
+    int8: bool = typer.Option(False, "--int8", help="int8 weights (not supported by export yet)"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+):
+    """Write the run as ONNX or TorchScript graphs (explicit state, dynamic batch and time) plus a JSON
+    sidecar, after checking them against the PyTorch model on random padded batches."""
+    from rnncli.tools.export import export
+
+    result = export(run, fmt, output, int8, checkpoint)
+    for name, diff in result["parity"].items():
+        typer.echo(f"parity {name}: max abs diff {diff:.2e} (tolerance {result['tolerance']:g}; "
+                   f"3 lengths x 2 batch sizes, padded)")
+    for path in result["files"]:
+        typer.echo(f"wrote {path}")
+
+
 def _write_lines(lines: List[str], output: Optional[str]) -> None:
     """One line each, to stdout or to the file `output`."""
     text = "".join(line + "\n" for line in lines)
