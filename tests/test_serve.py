@@ -53,8 +53,12 @@ def server(runs):
         if proc.poll() is not None:
             pytest.fail(f"server exited: {proc.stderr.read()}")
     yield url, proc
-    if proc.poll() is None:
-        proc.kill()
+    if proc.poll() is None:  # SIGTERM, not SIGKILL: a killed process can leave torch's build lock behind
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
     proc.wait(timeout=10)
 
 

@@ -11,6 +11,8 @@ and maintained. They are an optional extra: `pip install 'rnncli[serve]'`.
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -44,7 +46,12 @@ def model_names(runs: list[str]) -> dict[str, str]:
 
 
 def load_models(runs: list[str], which: str = "best", int8: bool = False) -> dict:
-    return {name: api.open_run(path, which, int8=int8) for name, path in model_names(runs).items()}
+    """name -> api.LoadedRun; the compiled CPU kernels are built now, not during the first request."""
+    from rnncli.nn import fused_cpu
+
+    models = {name: api.open_run(path, which, int8=int8) for name, path in model_names(runs).items()}
+    fused_cpu.kernels()
+    return models
 
 
 def check_port(host: str, port: int) -> None:
@@ -73,5 +80,29 @@ def serve(runs: list[str], host: str = "127.0.0.1", port: int = 8000, int8: bool
                             timeout_graceful_shutdown=GRACE_S, access_log=False)
     if on_ready is not None:
         on_ready(models, f"http://{host}:{port}")
-    uvicorn.Server(config).run()  # uvicorn handles SIGTERM / SIGINT: stop accepting, drain, exit
+    _server_class()(config).run()  # until SIGTERM / Ctrl-C: stop accepting, drain, return
     print("rnncli serve: shut down", file=sys.stderr, flush=True)
+
+
+def _server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM / SIGINT ends `run()` normally (exit status 0) after the
+        graceful drain; uvicorn itself re-raises the signal, so the process would die of it. A second
+        signal forces the exit."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def stop(signum, frame):
+                self.force_exit = self.should_exit
+                self.should_exit = True
+
+            previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
