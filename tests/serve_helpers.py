@@ -8,7 +8,7 @@ from conftest import REPO
 
 from rnncli import api
 
-_SHRINK = ["trainer.epochs=1", "trainer.max_steps=3", "trainer.device=cpu", "run.overwrite=true"]
+_SHRINK = ["trainer.epochs=1", "trainer.max_steps=2", "trainer.device=cpu", "run.overwrite=true"]
 RUNS = {  # name -> (config, overrides)
     "lm": ("configs/demo.yaml", ["model.hidden_size=16", "model.num_layers=1", "model.embedding_dim=8",
                                  "trainer.batch_size=4", "trainer.bptt=16", f"data.path={REPO}/data/demo.txt"]),
@@ -27,3 +27,13 @@ def train_tiny_runs(root: Path) -> dict[str, Path]:
         api.train(str(REPO / config), sets, show_progress=False)
         out[name] = root / name
     return out
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def shared_tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """`train_tiny_runs` once per test session (the serve and int8 tests share the runs)."""
+    if not _TRAINED:
+        _TRAINED.update(train_tiny_runs(tmp_path_factory.mktemp("tiny-runs")))
+    return dict(_TRAINED)

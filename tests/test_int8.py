@@ -80,9 +80,9 @@ def test_quantize_swaps_every_linear():
 # --------------------------------------------------------------------------- through the API and CLI
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from serve_helpers import train_tiny_runs
+    from serve_helpers import shared_tiny_runs
 
-    return train_tiny_runs(tmp_path_factory.mktemp("int8-runs"))
+    return shared_tiny_runs(tmp_path_factory)
 
 
 def test_int8_through_api_and_cli(runs):
