@@ -15,7 +15,7 @@ import json
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -91,17 +91,32 @@ def train(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", help="data-parallel: start N processes on this machine through torchrun"),
+    max_restarts: Optional[int] = typer.Option(
+        None, "--max-restarts", help="with --nproc: restart the group this often when a process dies"),
 ):
     """Train a model from CONFIG (or continue a run with --resume RUN_DIR)."""
+    if nproc is not None:
+        code = api.train_processes(nproc, config, set_, resume, max_restarts or 0, quiet)
+        raise typer.Exit(code)
+    if max_restarts is not None:
+        raise ArgumentError("max_restarts", "needs nproc (torchrun restarts a group of processes)")
     summary = api.train(config, set_, resume, show_progress=not quiet)
-    if summary["status"] == "interrupted" and not quiet:
-        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"]])
+    if summary["status"] != "interrupted" or summary.get("rank", 0):
+        return
+    if not quiet:
+        processes = [f"--nproc {summary['processes']}"] if "processes" in summary else []
+        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"],
+                            *processes])
         print(f"Resume with:\n  {command}", file=sys.stderr, flush=True)
+    if not summary.get("processes"):  # under torchrun a worker exits 0, or torchrun would restart it
+        raise typer.Exit(130)
 
 
 @app.command("eval")
 def eval_(
-    run: str = typer.Argument(..., help="run directory"),
+    run: Optional[str] = typer.Argument(None, help="run directory (none with --compare)"),
     split: str = typer.Option("val", "--split", help="val or test"),
     data: Optional[str] = typer.Option(None, "--data", help="score this file instead of a split"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
@@ -110,9 +125,18 @@ def eval_(
     attention_plot: Optional[str] = typer.Option(
         None, "--attention-plot", help="seq2seq: PNG heat-map of the first sentence's attention "
         "(a terminal heat-map when matplotlib is missing)"),
+    compare: Optional[Tuple[str, str]] = typer.Option(
+        None, "--compare", metavar="RUN_A RUN_B", help="paired-bootstrap comparison of two runs on --split"),
+    resamples: int = typer.Option(1000, "--resamples", help="--compare: bootstrap resamples"),
+    seed: int = typer.Option(12345, "--seed", help="--compare: bootstrap seed"),
     int8: bool = INT8_OPTION,
 ):
-    """Metrics of a trained run on a split or a file."""
+    """Metrics of a trained run on a split or a file (or --compare RUN_A RUN_B: B - A with a 95% CI)."""
+    if compare is not None:
+        _compare(run, compare, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot)
+        return
+    if run is None:
+        raise UsageError("Missing argument 'RUN' (or give --compare RUN_A RUN_B)")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot)
@@ -124,6 +148,20 @@ def eval_(
     console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
     for table in api.metric_tables(metrics["task"], metrics):
         console.print(table)
+
+
+def _compare(run, runs, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot) -> None:
+    from rnncli.tools.compare_runs import compare_runs, render
+
+    extra = [name for name, value in (("RUN", run), ("--data", data), ("--beam", beam),
+                                      ("--attention-plot", attention_plot)) if value is not None]
+    if extra:
+        raise RnncliError(f"--compare RUN_A RUN_B takes no {', '.join(extra)}: both runs score their own --split")
+    result = compare_runs(*runs, split=split, resamples=resamples, seed=seed, which=checkpoint)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        Console().print(render(result))
 
 
 def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:

@@ -124,13 +124,19 @@ def test_none_state_means_zeros(cell):
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("bias", [True, False])
 def test_parameter_count_formula(cell, bias):
-    """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases."""
+    """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases. Scan cells
+    (gates from the input only) have no W_hh and no b_hh: G*(H*I + H)."""
     module = make_cell(cell, I, H, bias=bias)
-    expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0))
+    loop = cell_class(cell).sequence_kind == "loop"
+    expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0)) if loop else \
+        num_gates(cell) * (H * I + (H if bias else 0))
     expected += H * len(cell_class(cell).extra_params)  # the peepholes: (H,) each
     assert sum(p.numel() for p in module.parameters()) == expected
     assert module.weight_ih.shape == (num_gates(cell) * H, I)
-    assert module.weight_hh.shape == (num_gates(cell) * H, H)
+    if loop:
+        assert module.weight_hh.shape == (num_gates(cell) * H, H)
+    else:
+        assert module.weight_hh is None and module.bias_hh is None
 
 
 def recurrent_params(cell):
@@ -169,6 +175,7 @@ FACTS = {  # the Cell protocol's class attributes and what each may hold
     "name": str, "gate_names": tuple, "num_gates": int, "state_kind": str, "forget_block": (int, type(None)),
     "sigmoid_gates": tuple, "nonlinearities": tuple, "torch_kernel": (type, type(None)), "folds_b_hh": bool,
     "bptt_kind": (str, type(None)), "bptt_gates": (tuple, type(None)), "extra_params": tuple,
+    "sequence_kind": str, "configurable_activations": bool,
 }
 
 
@@ -199,7 +206,12 @@ def test_every_cell_class_declares_every_fact_consistently(cell):
     else:
         assert cls.bptt_gates is None and not cls.extra_params
     names = {n for n, _ in make_cell(cell, I, H).named_parameters()}
-    assert names == {"weight_ih", "weight_hh", "bias_ih", "bias_hh", *cls.extra_params}
+    assert cls.sequence_kind in ("loop", "scan")
+    if cls.sequence_kind == "loop":
+        assert names == {"weight_ih", "weight_hh", "bias_ih", "bias_hh", *cls.extra_params}
+    else:  # gates from the input only: no W_hh, no kernel, state h, and log-space coefficients for the scan
+        assert names == {"weight_ih", "bias_ih"} and cls.torch_kernel is None and cls.state_kind == "h"
+        assert callable(cls.log_coefficients)
 
 
 @pytest.mark.parametrize("cell", cells_where(lambda c: c.torch_kernel is not None))
@@ -240,7 +252,8 @@ def test_gate_activations_are_the_declared_sigmoid_gates(cell):
     init_recurrent_(module, cell, H, forget_bias=30.0)
     with torch.no_grad():  # every pre-activation = its bias (peepholes off too)
         for name in ("weight_ih", "weight_hh", *cls.extra_params):
-            getattr(module, name).zero_()
+            if getattr(module, name) is not None:  # scan cells have no weight_hh
+                getattr(module, name).zero_()
     for label, value in gates().items():
         expected = 1.0 if label.startswith("forget") else 0.5
         torch.testing.assert_close(value, torch.full((B, H), expected))

@@ -1,6 +1,6 @@
 """Sequence-level recurrent layer: a whole padded batch, stacked and optionally bidirectional.
 
-`Recurrent` runs a stack on one of three paths, chosen by `impl` and by what the cell class declares
+`Recurrent` runs a stack on one of four paths, chosen by `impl` and by what the cell class declares
 (`paths()` says which and why):
 
     torch     cells with a `torch_kernel` (rnn, lstm, gru): torch's `nn.RNN` / `nn.LSTM` / `nn.GRU`,
@@ -9,11 +9,17 @@
               one autograd.Function per layer and direction)
     autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
               without a torch kernel (input projection in one matmul, a loop over the rest)
+    scan      cells whose class says `sequence_kind = "scan"` (mingru, minlstm): gates read only the
+              input, so the sequence is one parallel log-space scan over time (`rnncli.nn.scan`)
 
     impl='auto'      torch's kernel where the cell has one (but lstm under bf16 / fp16 autocast on the
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
+    impl='scan'      the parallel scan, for scan cells; 'auto' picks it for them off the CPU. On the CPU
+                     'auto' runs their loop: 1.7-4.9x the scan's training tokens/s at every size
+                     measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
+                     pointwise work than T small steps, and the CPU gains little from parallel time
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -40,11 +46,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
-from rnncli.nn.cells import cell_class, cells_where, check_nonlinearity, make_cell
+from rnncli.nn.activations import activations_repr, is_default
+from rnncli.nn.cells import cell_class, cells_where, check_cell_activations, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.scan import run_scan
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
-IMPLS = ("auto", "bptt", "autograd")
+IMPLS = ("auto", "bptt", "autograd", "scan")
 _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -78,27 +86,35 @@ class Recurrent(nn.Module):
         input_init: str = "xavier_uniform",
         forget_bias: float = 1.0,
         impl: str = "auto",
+        gate_activation: str = "sigmoid",
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
         self.cell_class = spec = cell_class(cell)
         check_nonlinearity(cell, nonlinearity)
+        check_cell_activations(cell, gate_activation, activation)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
-        impl = _check_impl(cell, impl)
+        self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
+        impl = _check_impl(cell, impl, self.default_activations)
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
+        self.gate_activation, self.activation = gate_activation, activation
+        # torch's kernel, when the cell has one and the layer runs its equations
+        self.torch_kernel = spec.torch_kernel if self.default_activations else None
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        if spec.torch_kernel is not None:
+        if self.torch_kernel is not None:
             extra = {"nonlinearity": nonlinearity} if len(spec.nonlinearities) > 1 else {}
-            self.rnn = spec.torch_kernel(
+            self.rnn = self.torch_kernel(
                 input_size, hidden_size, num_layers, batch_first=batch_first,
                 dropout=dropout if num_layers > 1 else 0.0,  # 0 silences torch's warning
                 bidirectional=bidirectional, **extra,
             )
         else:  # one cell per layer and direction, row k = layer * D + direction
             self.cells = nn.ModuleList(
-                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size)
+                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size,
+                          gate_activation=gate_activation, activation=activation)
                 for layer in range(num_layers)
                 for _ in range(self.num_directions)
             )
@@ -125,13 +141,17 @@ class Recurrent(nn.Module):
         return self._forward_custom(x, lengths, state, path)
 
     def path(self, device_type: str = "cpu") -> str:
-        """'torch' (torch's kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
+        """'torch' (torch's kernel), 'bptt' (hand-written), 'scan' or 'autograd', as forward would now run.
 
         Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
         """
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
+        if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
+            return "autograd" if device_type == "cpu" else "scan"
+        if not self.default_activations:
+            return "autograd"
         if spec.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
@@ -143,12 +163,20 @@ class Recurrent(nn.Module):
         layers = f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}" + \
             (" x 2 directions" if self.bidirectional else "")
         if path == "torch":
-            kernel = f"nn.{spec.torch_kernel.__name__}"
+            kernel = f"nn.{self.torch_kernel.__name__}"
             return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
             why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
                 "custom cell without a hand-written BPTT"
+            if self.impl == "auto" and spec.sequence_kind == "scan":
+                why = "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
+            if not self.default_activations:
+                why = (f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel computes "
+                       f"them, so the cell's own step")
             return [(layers, "plain autograd loop", why)]
+        if path == "scan":
+            why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
+            return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
@@ -167,7 +195,7 @@ class Recurrent(nn.Module):
 
         Row k = layer * D + direction; the parameters themselves (not copies).
         """
-        if self.cell_class.torch_kernel is None:
+        if self.torch_kernel is None:
             cell = self.cells[k]
             return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
         layer, direction = divmod(k, self.num_directions)
@@ -177,12 +205,12 @@ class Recurrent(nn.Module):
     def step_cell(self, k: int) -> nn.Module:
         """Row k's step-level cell: the layer's own where it keeps cells, else a new cell holding a
         copy of row k of torch's kernel (same names and layout), for stepping or unrolling by hand."""
-        if self.cell_class.torch_kernel is None:
+        if self.torch_kernel is None:
             return self.cells[k]
         input_size = self.input_size if k < self.num_directions else self.output_size
         ref = self.rnn.weight_hh_l0
         with torch.device("meta"):  # no init work and no RNG draws: the weights are copied in below
-            cell = make_cell(self.cell, input_size, self.hidden_size, self.nonlinearity)
+            cell = make_cell(self.cell, input_size, self.hidden_size, self.nonlinearity)  # default activations
         cell = cell.to_empty(device=ref.device).to(ref.dtype)
         with torch.no_grad():
             for name, weight in zip(_TORCH_WEIGHTS, self.layer_weights(k)):
@@ -222,6 +250,8 @@ class Recurrent(nn.Module):
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
                 if path == "bptt":
                     out, final = self._run_bptt(k, seq, state_row(state, k), mask)
+                elif path == "scan":
+                    out, final = run_scan(self.cells[k], seq, state_row(state, k), mask)
                 else:
                     out, final = run_cell(self.cells[k], seq, state_row(state, k), mask)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
@@ -245,6 +275,7 @@ class Recurrent(nn.Module):
             f"{self.cell!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
             f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "auto" else "")
+            + activations_repr(self.gate_activation, self.activation)
         )
 
 
@@ -315,7 +346,17 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
-def _check_impl(cell: str, impl: str) -> str:
+def impls_for(cell: str, default_activations: bool = True) -> tuple[str, ...]:
+    """The `impl` values that cell can run: 'auto', plus each path its class declares (with other than
+    sigmoid gates and tanh, only its own step: autograd)."""
+    spec = cell_class(cell)
+    if not default_activations:
+        return ("auto", "autograd")
+    return ("auto",) + ("bptt",) * (spec.bptt_kind is not None) + ("autograd",) * (spec.torch_kernel is None) \
+        + ("scan",) * (spec.sequence_kind == "scan")
+
+
+def _check_impl(cell: str, impl: str, default_activations: bool = True) -> str:
     """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
     if impl in _RENAMED_IMPLS:
         warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
@@ -324,10 +365,16 @@ def _check_impl(cell: str, impl: str) -> str:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     spec = cell_class(cell)
+    if not default_activations and impl not in impls_for(cell, False):
+        raise ValueError(f"impl={impl!r} runs sigmoid gates and tanh; with other activations {cell!r} runs "
+                         f"impl='auto' or 'autograd' (its own step)")
     if impl == "bptt" and spec.bptt_kind is None:
         cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
         raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
-    if impl == "autograd" and spec.torch_kernel is not None:
+    if impl == "scan" and spec.sequence_kind != "scan":
+        cells = ", ".join(cells_where(lambda c: c.sequence_kind == "scan"))
+        raise ValueError(f"impl='scan' is for the cells whose gates read only the input ({cells}), not {cell!r}")
+    if impl == "autograd" and spec.torch_kernel is not None and default_activations:
         cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
         raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
                          f"{cell!r} runs torch's kernel")

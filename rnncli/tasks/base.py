@@ -15,6 +15,7 @@ import torch
 
 if TYPE_CHECKING:
     from rnncli.data.text import CharVocab
+    from rnncli.metrics import ExampleScores
 
 
 class Task(Protocol):
@@ -37,6 +38,11 @@ class Task(Protocol):
 
     def train_step(self, batch: Any, carry: Any) -> tuple[torch.Tensor, Any, int]:
         """Forward one batch: (mean loss to backpropagate, new carry, tokens in the batch)."""
+
+    def shard(self, batch: Any, parts: int) -> list[tuple[Any, int]]:
+        """A training batch cut into `parts` pieces (torchrun ranks x trainer.accumulate), each with
+        the count its mean loss is taken over (tokens or examples; 0 for a stand-in piece), so that
+        sum(loss_p x count_p) / sum(count_p) is the whole batch's loss."""
 
     def evaluate(self, split: str) -> dict[str, float]: ...
 
@@ -115,4 +121,21 @@ class RendersMetrics(Protocol):
         """rich renderables."""
 
 
-CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics)
+class ScoresExamples(Protocol):
+    """Per-example statistics of a split for paired comparisons of two runs (`rnncli eval --compare`):
+    each metric as rows that sum over any subset of examples (rnncli/metrics.py, `ExampleScores`)."""
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """The split's examples, in order, each metric's rows and how summed rows give the metric."""
+
+
+class ShowsSamples(Protocol):
+    """A few outputs of the model as text, for TensorBoard at each validation (char_lm: a generated
+    sample; seq2seq: translations beside their references; ner: tagged sentences)."""
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """Markdown."""
+
+
+CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics,
+                ScoresExamples, ShowsSamples)

@@ -30,6 +30,8 @@ class RNNCell(nn.Module):
     bptt_kind = None
     bptt_gates = None
     extra_params = ()
+    sequence_kind = "loop"
+    configurable_activations = False
 
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
