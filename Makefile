@@ -20,7 +20,7 @@ $(VENV)/.installed: $(VENV)/.torch pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[dev,tensorboard,export]'
+	$(PY) -m pip install --quiet -e '.[dev,export,serve,tensorboard]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -15,8 +15,9 @@ import json
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import yaml
 
@@ -224,14 +225,69 @@ def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def load_run(run_dir: str, which: str = "best", device: str = "auto"):
+def load_run(run_dir: str, which: str = "best", device: str = "auto", int8: bool = False):
     """Rebuild the task of a trained run from its checkpoint (`best` or `last`), without data:
-    `task.load_data(data_file=None)` loads the evaluation splits (or a file)."""
+    `task.load_data(data_file=None)` loads the evaluation splits (or a file).
+
+    `int8`: the model's recurrent and linear weights quantized to int8 for CPU inference
+    (rnncli/nn/quantize.py); the task then runs on the CPU whatever `device` says.
+    """
     ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
     cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
-    dev = select_device(device)
+    dev = select_device("cpu" if int8 else device)
     task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
+    if int8:
+        from rnncli.nn.quantize import quantize
+
+        task.model = quantize(task.model)
     return cfg, task, ckpt
+
+
+@dataclass
+class LoadedRun:
+    """A trained run held in memory for many calls (`rnncli serve`): what `open_run` returns.
+
+    Each method checks that the run's task declares the capability, as the one-shot functions do.
+    """
+
+    run_dir: str
+    cfg: dict
+    spec: TaskSpec
+    task: Any
+    step: int  # the checkpoint's training step
+    int8: bool
+
+    def can(self, capability: type) -> bool:
+        return self.spec.can(capability)
+
+    def generate(self, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
+                 top_p: float | None = None, greedy: bool = False, seed: int | None = None,
+                 on_text: Callable[[str], None] | None = None) -> str:
+        _require(self.spec, SamplesText, self.run_dir, "sampling text")
+        return self.task.generate(prompt, length, temperature, top_k, top_p, greedy, seed, on_text)
+
+    def predict(self, texts: list[str]) -> list[dict]:
+        _require(self.spec, Predicts, self.run_dir, "predict")
+        return self.task.predict(texts)
+
+    def translate(self, sentences: list[str], beam: int | None = None, n_best: int = 1) -> list[dict]:
+        _require(self.spec, Translates, self.run_dir, "translation")
+        return self.task.translate(sentences, beam, n_best)
+
+    def info(self) -> dict:
+        """Plain facts about the model: task, capabilities, cell and sizes, parameters, checkpoint."""
+        model = self.task.model
+        return {"run": str(self.run_dir), "task": self.spec.name, "checkpoint_step": self.step,
+                "capabilities": [c.__name__ for c in self.spec.capabilities], "int8": self.int8,
+                "model": dict(self.cfg["model"]), "device": str(next(model.parameters()).device),
+                "parameters": sum(p.numel() for p in model.parameters())}
+
+
+def open_run(run_dir: str, which: str = "best", int8: bool = False) -> LoadedRun:
+    """Load a trained run once for many predictions, generations or translations."""
+    cfg, task, ckpt = load_run(run_dir, which, int8=int8)
+    task.model.eval()
+    return LoadedRun(str(run_dir), cfg, task_spec(cfg["task"]), task, ckpt["trainer"]["step"], int8)
 
 
 def task_of(run_dir: str) -> TaskSpec | None:
@@ -258,14 +314,15 @@ def _saved_spec(run_dir: str) -> TaskSpec:
 
 
 def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, which: str = "best",
-             beam: int | None = None) -> dict:
+             beam: int | None = None, int8: bool = False) -> dict:
     """Metrics of a trained run on one of its splits, or on another file (`data_file`).
 
-    `beam` (translation runs) decodes with this beam size instead of the config's trainer.beam_size.
+    `beam` (translation runs) decodes with this beam size instead of the config's trainer.beam_size;
+    `int8` scores the int8-quantized model on the CPU.
     """
     if split not in SPLITS:
         raise ArgumentError("split", f"must be one of {', '.join(SPLITS)} (got {split!r})")
-    cfg, task, ckpt = load_run(run_dir, which)
+    cfg, task, ckpt = load_run(run_dir, which, int8=int8)
     spec = task_spec(cfg["task"])
     if beam is not None and not spec.can(Translates):
         raise ArgumentError("beam", f"applies to translation runs ({', '.join(tasks_that(Translates))}); "
@@ -274,7 +331,7 @@ def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, whi
     options = {} if beam is None else {"beam": beam}
     metrics = task.evaluate("file" if data_file else split, **options)
     return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
-            "split": data_file or split, **metrics}
+            "split": data_file or split, **({"int8": True} if int8 else {}), **metrics}
 
 
 def example_scores(run_dir: str, split: str = "val", which: str = "best"):
@@ -291,9 +348,9 @@ def example_scores(run_dir: str, split: str = "val", which: str = "best"):
 def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, greedy: bool = False, seed: int | None = None,
              on_text: Callable[[str], None] | None = None, which: str = "best", beam: int | None = None,
-             n_best: int = 1) -> str:
+             n_best: int = 1, int8: bool = False) -> str:
     """Sample text from a trained language model run (or translate `prompt` with a translation run)."""
-    cfg, task, _ = load_run(run_dir, which)
+    cfg, task, _ = load_run(run_dir, which, int8=int8)
     spec = task_spec(cfg["task"])
     if spec.can(Translates):
         return task.format_translation(task.translate([prompt], beam, n_best)[0], n_best)
@@ -302,9 +359,9 @@ def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 
 
 
 def translate(run_dir: str, sentences: list[str], beam: int | None = None, n_best: int = 1,
-              which: str = "best") -> list[dict]:
+              which: str = "best", int8: bool = False) -> list[dict]:
     """Translate sentences with a seq2seq run: {"source", "translations": [{"text", "score"}, ...]} each."""
-    cfg, task, _ = load_run(run_dir, which)
+    cfg, task, _ = load_run(run_dir, which, int8=int8)
     _require(task_spec(cfg["task"]), Translates, run_dir, "translation")
     return task.translate(sentences, beam, n_best)
 
@@ -319,9 +376,9 @@ def attention(run_dir: str, split: str = "val", data_file: str | None = None, wh
     return task.attention_map("file" if data_file else split, index)
 
 
-def predict(run_dir: str, texts: list[str], which: str = "best") -> list[dict]:
+def predict(run_dir: str, texts: list[str], which: str = "best", int8: bool = False) -> list[dict]:
     """Predictions of a trained run for raw input texts (one plain dict each)."""
-    cfg, task, _ = load_run(run_dir, which)
+    cfg, task, _ = load_run(run_dir, which, int8=int8)
     _require(task_spec(cfg["task"]), Predicts, run_dir, "predict")
     return task.predict(texts)
 

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click.exceptions import UsageError
 
 # API argument -> the flag (or argument) of the CLI that sets it, where it is not `--arg-name`
-FLAGS = {"config_path": "CONFIG", "data_file": "--data", "which": "--checkpoint", "batch_size": "--batch"}
+FLAGS = {"config_path": "CONFIG", "runs": "RUN", "data_file": "--data", "which": "--checkpoint", "batch_size": "--batch"}
 
 
 def flag(argument: str) -> str:
@@ -82,6 +82,7 @@ config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
 app.add_typer(config_app, name="config")
 
 SET_HELP = "Override a config key, e.g. --set trainer.lr=0.003 (repeatable)"
+INT8_OPTION = typer.Option(False, "--int8", help="int8 weights, CPU inference (dynamic quantization)")
 
 
 @app.command()
@@ -128,6 +129,7 @@ def eval_(
         None, "--compare", metavar="RUN_A RUN_B", help="paired-bootstrap comparison of two runs on --split"),
     resamples: int = typer.Option(1000, "--resamples", help="--compare: bootstrap resamples"),
     seed: int = typer.Option(12345, "--seed", help="--compare: bootstrap seed"),
+    int8: bool = INT8_OPTION,
 ):
     """Metrics of a trained run on a split or a file (or --compare RUN_A RUN_B: B - A with a 95% CI)."""
     if compare is not None:
@@ -135,7 +137,7 @@ def eval_(
         return
     if run is None:
         raise UsageError("Missing argument 'RUN' (or give --compare RUN_A RUN_B)")
-    metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
+    metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot)
     if as_json:
@@ -188,11 +190,12 @@ def generate(
     n_best: int = typer.Option(1, "--n-best", help="seq2seq: print the N best translations with scores"),
     input_file: Optional[str] = typer.Option(None, "--input", help="seq2seq: translate each line of this file"),
     output: Optional[str] = typer.Option(None, "--output", help="seq2seq: write translations here"),
+    int8: bool = INT8_OPTION,
 ):
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
     spec = api.task_of(run)  # None: no run here; api.generate names the problem
     if spec is not None and spec.can(Translates):
-        _translate(run, prompt, input_file, output, beam, n_best, checkpoint)
+        _translate(run, prompt, input_file, output, beam, n_best, checkpoint, int8)
         return
     if spec is not None and (input_file or output or beam is not None or n_best != 1):
         raise RnncliError(f"{run} is a '{spec.name}' run; translation (--beam, --n-best, --input, --output) "
@@ -207,16 +210,16 @@ def generate(
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    api.generate(run, prompt, length, temperature, top_k, top_p, greedy, seed, stream, checkpoint)
+    api.generate(run, prompt, length, temperature, top_k, top_p, greedy, seed, stream, checkpoint, int8=int8)
     sys.stdout.write("\n")
 
 
 def _translate(run: str, prompt: str, input_file: Optional[str], output: Optional[str], beam: Optional[int],
-               n_best: int, checkpoint: str) -> None:
+               n_best: int, checkpoint: str, int8: bool = False) -> None:
     sentences = api.read_lines(input_file) if input_file else [prompt] if prompt.strip() else []
     if not sentences:
         raise RnncliError("give a sentence to translate with --prompt TEXT, or a file with --input FILE")
-    results = api.translate(run, sentences, beam, n_best, checkpoint)
+    results = api.translate(run, sentences, beam, n_best, checkpoint, int8=int8)
     if n_best == 1:
         lines = [r["translations"][0]["text"] for r in results]
     else:  # n-best lists: sentence number (0-based), score, translation
@@ -232,13 +235,14 @@ def predict(
     output: Optional[str] = typer.Option(None, "--output", help="write here (ner: CoNLL) instead of stdout"),
     as_json: bool = typer.Option(False, "--json", help="JSON lines"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+    int8: bool = INT8_OPTION,
 ):
     """Predict labels (classify) or entities (ner) for texts or a file of texts."""
     if input_file is not None:
         texts = [*(texts or []), *api.read_lines(input_file)]
     if not texts:
         raise RnncliError("give texts to predict for, or --input FILE")
-    predictions = api.predict(run, texts, checkpoint)
+    predictions = api.predict(run, texts, checkpoint, int8=int8)
     if output is not None and not as_json and api.write_predictions(run, predictions, output):
         return  # the task's own file format (ner: CoNLL)
     lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
@@ -353,6 +357,25 @@ def export_(
                    f"3 lengths x 2 batch sizes, padded)")
     for path in result["files"]:
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+def serve(
+    runs: List[str] = typer.Argument(..., help="run directories (or NAME=RUN_DIR)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to bind (default: loopback only)"),
+    port: int = typer.Option(8000, "--port", help="TCP port"),
+    int8: bool = INT8_OPTION,
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+):
+    """Serve trained runs over HTTP (JSON): generate, predict, translate, /health, /info."""
+    from rnncli.tools.serve import serve as run_server
+
+    def ready(models: dict, url: str) -> None:
+        for name, run in models.items():
+            typer.echo(f"  {url}/models/{name}  ({run.spec.name}{', int8' if run.int8 else ''})", err=True)
+        typer.echo(f"rnncli serve: {len(models)} model(s) on {url} (SIGTERM or Ctrl-C stops)", err=True)
+
+    run_server(runs, host, port, int8, checkpoint, on_ready=ready)
 
 
 def _write_lines(lines: List[str], output: Optional[str]) -> None:

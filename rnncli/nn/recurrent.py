@@ -70,6 +70,8 @@ class Recurrent(nn.Module):
     Weights are initialised by `rnncli.nn.init.init_recurrent_` with the given options.
     """
 
+    int8 = False  # weights in fp32 (rnncli/nn/quantize.py's QuantizedRecurrent says True)
+
     def __init__(
         self,
         cell: str,

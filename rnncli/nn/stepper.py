@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import block_permutation, double_candidate
 from rnncli.nn.cells import num_gates
+from rnncli.nn.int8 import Int8Weight
 from rnncli.nn.onednn import FixedWeight
 from rnncli.nn.state import State, StepState, hidden, zero_state
 
@@ -54,10 +55,15 @@ class Stepper:
       inputs  token ids (B,) when built with `embedding`, else layer-0 inputs x (B, I)
       state   StepState: one h (B, H) or (h, c) per layer (see `initial_state`, `split_state`)
     Matches `recurrent(embedding(ids), state=...)` step by step up to float rounding.
+    With `int8` (default: what the layer declares, `recurrent.int8`) the matmuls read int8 weights
+    (rnncli/nn/int8.py): a quarter of the bytes, results within int8 rounding.
     """
 
-    def __init__(self, recurrent: nn.Module, embedding: nn.Embedding | None = None) -> None:
+    def __init__(self, recurrent: nn.Module, embedding: nn.Embedding | None = None,
+                 int8: bool | None = None) -> None:
         check_steppable(recurrent, embedding)
+        self.int8 = recurrent.int8 if int8 is None else int8
+        fixed = Int8Weight if self.int8 else _fixed
         self.cell, self.hidden_size = recurrent.cell, recurrent.hidden_size
         self.state_kind = recurrent.cell_class.state_kind
         ref = next(recurrent.parameters())
@@ -66,7 +72,7 @@ class Stepper:
         with torch.no_grad():
             self.table = None if embedding is None else _input_table(recurrent, embedding, kernels)
             self.layers = [
-                _make_layer(recurrent, k, projected=k == 0 and self.table is not None, kernels=kernels)
+                _make_layer(recurrent, k, projected=k == 0 and self.table is not None, kernels=kernels, fixed=fixed)
                 for k in range(recurrent.num_layers)
             ]
 
@@ -141,17 +147,36 @@ def _project(x: Tensor, weight: FixedWeight, bias: Tensor | None) -> Tensor:
 
 
 # --------------------------------------------------------------------------- layers
-def _make_layer(recurrent: nn.Module, k: int, projected: bool, kernels=None) -> Callable[[Tensor, State], State]:
-    """Layer k as `layer(x, state) -> new state`; with `projected`, x is already xw (B, G*H)."""
+def _make_layer(recurrent: nn.Module, k: int, projected: bool, kernels=None,
+                fixed: Callable[[Tensor], FixedWeight] = None) -> Callable[[Tensor, State], State]:
+    """Layer k as `layer(x, state) -> new state`; with `projected`, x is already xw (B, G*H).
+    `fixed` packs a weight for the matmuls (default fp32 `FixedWeight`; `Int8Weight` for int8)."""
+    fixed = fixed or _fixed
     w_ih, w_hh, b_ih, b_hh = _weights(recurrent, k)
     if kernels is not None:
-        return _FusedLayer(kernels, recurrent, k, w_ih, w_hh, _plus(b_ih, b_hh), projected)
+        return _FusedLayer(kernels, recurrent, k, w_ih, w_hh, _plus(b_ih, b_hh), projected, fixed)
     cell = recurrent.step_cell(k)
     if recurrent.cell_class.sequence_kind == "scan":  # no W_hh: one matmul, then the sequential step
-        return _InputLayer(w_ih, b_ih, cell.pointwise, projected)
+        return _InputLayer(w_ih, b_ih, cell.pointwise, projected, fixed)
     if recurrent.cell_class.folds_b_hh:
-        return _ConcatLayer(w_ih, w_hh, _plus(b_ih, b_hh), cell.pointwise, projected)
-    return _SplitLayer(cell, w_ih, w_hh, b_ih, b_hh, projected)
+        return _ConcatLayer(w_ih, w_hh, _plus(b_ih, b_hh), cell.pointwise, projected, fixed)
+    return _SplitLayer(cell, w_ih, w_hh, b_ih, b_hh, projected, fixed)
+
+
+def make_layer(recurrent: nn.Module, k: int, projected: bool, fixed=None) -> Callable[[Tensor, State], State]:
+    """Row k (layer * D + direction) of any `Recurrent` as a step function `layer(x, state)`, on the
+    compiled step where the cell has one; with `projected`, x is `input_projection`'s output."""
+    return _make_layer(recurrent, k, projected, _fused_kernels(recurrent), fixed)
+
+
+def input_projection(recurrent: nn.Module, k: int) -> tuple[Tensor, Tensor | None]:
+    """Row k's input weight (G*H, I) and bias (G*H,) in the row layout `make_layer(projected=True)`
+    expects: xw = x @ W^T + b (b_hh folded in where the cell folds it; the kernel's gate order)."""
+    w_ih, _, b_ih, b_hh = _weights(recurrent, k)
+    bias = _plus(b_ih, b_hh) if recurrent.cell_class.folds_b_hh else b_ih
+    if _fused_kernels(recurrent) is None:
+        return w_ih, bias
+    return _kernel_rows(recurrent.cell, w_ih), None if bias is None else _kernel_rows(recurrent.cell, bias)
 
 
 class _ConcatLayer:
@@ -160,10 +185,10 @@ class _ConcatLayer:
     With `projected`, x is layer 0's table row (b already in it): pre = x + h @ W_hh^T.
     """
 
-    def __init__(self, w_ih, w_hh, bias, pointwise, projected: bool) -> None:
+    def __init__(self, w_ih, w_hh, bias, pointwise, projected: bool, fixed=_fixed) -> None:
         self.projected, self.bias, self.pointwise = projected, bias, pointwise
         parts = (w_hh,) if projected else (w_ih, w_hh)
-        self.weight = _fixed(torch.cat(parts, dim=1))  # (G*H, [I +] H)
+        self.weight = fixed(torch.cat(parts, dim=1))  # (G*H, [I +] H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         h = hidden(state)
@@ -178,9 +203,9 @@ class _InputLayer:
     """Scan cells (mingru, minlstm), whose gates read only the input: pre = x @ W_ih^T + b_ih (or the
     table row), then the cell's sequential `pointwise(pre, h)`; the state stays one h (B, H)."""
 
-    def __init__(self, w_ih, b_ih, pointwise, projected: bool) -> None:
+    def __init__(self, w_ih, b_ih, pointwise, projected: bool, fixed=_fixed) -> None:
         self.pointwise, self.projected, self.b_ih = pointwise, projected, b_ih
-        self.weight_ih = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, G*H)
+        self.weight_ih = None if projected else fixed(w_ih)  # x -> x W_ih^T (B, G*H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         pre = x if self.projected else _project(x, self.weight_ih, self.b_ih)  # (B, G*H)
@@ -191,10 +216,10 @@ class _SplitLayer:
     """Cells that keep b_hh apart (gru: b_hn sits inside r ⊙ (W_hn h + b_hn)): xw = x @ W_ih^T + b_ih
     (or the table row), hw = h @ W_hh^T + b_hh, then the cell's `pointwise(xw, hw, state)`."""
 
-    def __init__(self, cell: nn.Module, w_ih, w_hh, b_ih, b_hh, projected: bool) -> None:
+    def __init__(self, cell: nn.Module, w_ih, w_hh, b_ih, b_hh, projected: bool, fixed=_fixed) -> None:
         self.pointwise, self.projected, self.b_ih, self.b_hh = cell.pointwise, projected, b_ih, b_hh
-        self.weight_ih = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, G*H)
-        self.weight_hh = _fixed(w_hh)  # h -> h W_hh^T (B, G*H)
+        self.weight_ih = None if projected else fixed(w_ih)  # x -> x W_ih^T (B, G*H)
+        self.weight_hh = fixed(w_hh)  # h -> h W_hh^T (B, G*H)
 
     def __call__(self, x: Tensor, state: State) -> State:
         xw = x if self.projected else _project(x, self.weight_ih, self.b_ih)  # (B, G*H)
@@ -224,7 +249,8 @@ class _FusedLayer:
     """A layer through the compiled step: pre = xw + [x |] h @ W^T (+ b) in the kernel's gate
     layout, then one C++ call for gates, cell and output (a snapshot of the weights)."""
 
-    def __init__(self, kernels, recurrent: nn.Module, k: int, w_ih, w_hh, bias, projected: bool) -> None:
+    def __init__(self, kernels, recurrent: nn.Module, k: int, w_ih, w_hh, bias, projected: bool,
+                 fixed=_fixed) -> None:
         spec = recurrent.cell_class
         self.kernels, self.projected = kernels, projected
         self.kind = fused_cpu.kind_id(spec.bptt_kind)
@@ -235,7 +261,7 @@ class _FusedLayer:
         else:  # the kernel does not read them
             self.w_cif, self.w_co = w_hh.new_empty(0), w_hh.new_empty(0)
         weight = w_hh if projected else torch.cat([w_ih, w_hh], dim=1)  # (G*H, [I +] H)
-        self.weight = _fixed(_kernel_rows(recurrent.cell, weight))
+        self.weight = fixed(_kernel_rows(recurrent.cell, weight))
         self.bias = None if projected or bias is None else _kernel_rows(recurrent.cell, bias)
 
     def __call__(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
