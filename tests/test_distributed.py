@@ -141,9 +141,34 @@ def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen, timeout: fl
     raise AssertionError(f"no step {step} within {timeout} s")
 
 
+_STARTED: list[subprocess.Popen] = []
+
+
 def _rnncli(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "rnncli", *args], env=ENV, cwd=REPO, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "rnncli", *args], env=ENV, cwd=REPO, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _STARTED.append(proc)
+    return proc
+
+
+def _descendants(pid: int) -> list[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [d for c in map(int, children) for d in (c, *_descendants(c))]
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes():
+    """A failed test must not leave a launcher, torchrun or workers behind (they would hold the CPU)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            for pid in [*_descendants(proc.pid), proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
 
 
 def test_ctrl_c_on_two_processes_then_resume_continues_step_for_step(tmp_path, make_config):
