@@ -12,6 +12,7 @@ vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt an
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,7 +23,7 @@ from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
-from rnncli.training import checkpoint
+from rnncli.training import checkpoint, rundir
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
@@ -51,15 +52,21 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     if resume is not None:
         run_dir = Path(resume)
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
-        cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
+        cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
         _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
     else:
-        cfg = load_config(config_path, overrides)
+        cfg = load_config(config_path, overrides, check_files=True)
         run_dir = run_directory(cfg)
-        _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
+        rundir.check(run_dir, cfg["run"]["overwrite"])  # touches nothing: the old run stays until data and model exist
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     task = task_spec(cfg["task"]).module.build(cfg, device)
+    if ckpt is None:
+        aside = rundir.claim(run_dir, cfg["run"]["overwrite"])
+        if aside is not None:
+            _say(f"run.overwrite: the previous run's files in {run_dir} were moved to {aside}")
+    for tmp in rundir.remove_stale_temps(run_dir):
+        _say(f"removed {tmp}, left by a checkpoint save that did not finish")
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
     trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
@@ -70,7 +77,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
-    return load_config(run_dir / "config.yaml", overrides)
+    return load_config(run_dir / "config.yaml", overrides, check_files=True)
 
 
 def _flatten(cfg: dict) -> dict:
@@ -92,16 +99,9 @@ def _check_resumable(saved: dict, new: dict, run_dir: Path) -> None:
         raise RunError(f"cannot resume {run_dir}: the config changed keys that define the model or data: {detail}")
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    has_ckpt = any((run_dir / f"{n}.pt").exists() for n in ("last", "best"))
-    if has_ckpt and not overwrite:
-        raise RunError(
-            f"{run_dir} already holds a trained run. Resume it, start afresh with run.overwrite=true, or pick "
-            f"another run.name"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("last.pt", "best.pt", "metrics.jsonl"):
-        (run_dir / name).unlink(missing_ok=True)
+def _say(text: str) -> None:
+    """A one-line notice about files on disk (shown even with show_progress off)."""
+    print(f"rnncli: {text}", file=sys.stderr, flush=True)
 
 
 def load_run(run_dir: str, which: str = "best", device: str = "auto"):

@@ -22,6 +22,7 @@ import re
 import unicodedata
 from pathlib import Path
 
+from rnncli.data.text import read_text
 from rnncli.errors import DataError
 
 TOKENIZERS = ("word", "char")
@@ -68,17 +69,12 @@ def detokenize(tokens: list[str], tokenizer: str) -> str:
 
 # --------------------------------------------------------------------------- readers
 def _read_lines(path: str, encoding: str) -> list[str]:
-    try:
-        text = Path(path).read_text(encoding=encoding)
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
-    except UnicodeDecodeError as e:
-        line = text_line_of(Path(path).read_bytes(), e.start)
-        raise DataError(f"{path}:{line}: not valid {encoding} text (set data.encoding)") from None
-    lines = text.split("\n")
+    """Lines split on \\n only (a CRLF ending loses its \\r; a lone \\r stays inside its line, as
+    the other readers read it, so two aligned files stay aligned)."""
+    lines = read_text(path, encoding).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def text_line_of(data: bytes, offset: int) -> int:

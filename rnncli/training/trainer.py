@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from rnncli.errors import TrainingError
+from rnncli.errors import RnncliError, TrainingError
 from rnncli.training import checkpoint, precision
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
@@ -134,6 +134,8 @@ class Trainer:
         self._window = None  # running sums since the last log line
         self.show_progress = show_progress
         n = task.num_train_batches()
+        if n == 0:
+            raise TrainingError("the training data makes no batch (too little data for trainer.batch_size?)")
         total = (self.t["epochs"] or math.inf) * n
         self.total_steps = int(min(total, self.t["max_steps"] or math.inf))
         if self.total_steps == 0 or math.isinf(total) and not self.t["max_steps"]:
@@ -271,8 +273,15 @@ class Trainer:
     def _validate(self) -> bool:
         """Score on the validation split, save checkpoints; True when early stopping triggers."""
         s, t = self.state, self.t
-        with self._autocast():
-            metrics = self.task.evaluate("val")
+        try:
+            with self._autocast():
+                metrics = self.task.evaluate("val")
+        except BaseException as e:  # a bad validation file or a Ctrl-C: keep the epoch's work first
+            self._save("last")
+            if isinstance(e, RnncliError):
+                raise TrainingError(f"validation at step {s.step} failed: {e}. The training so far is saved in "
+                                    f"{self.run_dir / 'last.pt'}; fix the problem and resume that run") from None
+            raise
         value = metrics[self.task.metric]
         better = (lambda a, b: a > b) if self.task.higher_is_better else (lambda a, b: a < b)
         improved = s.best is None or better(value, s.best)
