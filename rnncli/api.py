@@ -12,16 +12,18 @@ vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt an
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
 from rnncli.config import dump_config, load_config, upgrade
-from rnncli.errors import ArgumentError, RunError
-from rnncli.tasks import TaskSpec, task_spec, tasks_that
+from rnncli.errors import ArgumentError, RnncliError, RunError
+from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
 from rnncli.training import checkpoint, rundir
 from rnncli.training.trainer import Trainer, seed_everything, select_device
@@ -48,12 +50,9 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
-    ckpt = None
+    ckpt = path = None
     if resume is not None:
-        run_dir = Path(resume)
-        ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
-        cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
-        _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
+        run_dir, cfg, ckpt, path = _resumed(resume, config_path, overrides)
     else:
         cfg = load_config(config_path, overrides, check_files=True)
         run_dir = run_directory(cfg)
@@ -71,9 +70,24 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
     trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
     if ckpt is not None:
-        trainer.restore(ckpt)
+        with _fits(path):
+            trainer.restore(ckpt)
     summary = trainer.fit(resumed=ckpt is not None)
     return summary
+
+
+def _resumed(resume: str, config_path: str | None, overrides: list[str]) -> tuple[Path, dict, dict, Path]:
+    """(run directory, config, checkpoint, its path) of a run to continue, each checked."""
+    run_dir = Path(resume)
+    path = checkpoint.find_checkpoint(run_dir, "last")
+    ckpt = checkpoint.load(path)
+    checkpoint.check_structure(ckpt, path, {**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
+    _check_task(ckpt, path)
+    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
+    with _fits(path):
+        saved = upgrade(ckpt["config"])
+    _check_resumable(saved, cfg, run_dir)
+    return run_dir, cfg, ckpt, path
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
@@ -107,11 +121,33 @@ def _say(text: str) -> None:
 def load_run(run_dir: str, which: str = "best", device: str = "auto"):
     """Rebuild the task of a trained run from its checkpoint (`best` or `last`), without data:
     `task.load_data(data_file=None)` loads the evaluation splits (or a file)."""
-    ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
-    cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
+    path = checkpoint.find_checkpoint(Path(run_dir), which)
+    ckpt = checkpoint.load(path)
+    _check_task(ckpt, path)
     dev = select_device(device)
-    task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
+    with _fits(path):
+        cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
+        task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
     return cfg, task, ckpt
+
+
+def _check_task(ckpt: dict, path: Path) -> None:
+    if ckpt["config"]["task"] not in TASKS:
+        raise RunError(f"{path}: checkpoint of task '{ckpt['config']['task']}', which this rnncli does not "
+                       f"know (it knows {', '.join(TASKS)})")
+
+
+@contextmanager
+def _fits(path: Path):
+    """A checkpoint whose parts do not fit its config (a missing key, a weight of another shape) is one
+    RunError line naming the file, not a traceback from deep inside torch."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        if isinstance(e, RnncliError):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise RunError(f"{path}: the checkpoint does not fit its config ({type(e).__name__}: {first})") from None
 
 
 def task_of(run_dir: str) -> TaskSpec | None:
@@ -214,6 +250,20 @@ def metric_tables(task_name: str, metrics: dict) -> list:
     """Task-specific rich tables for `rnncli eval` (per-class scores, confusion matrix, ...)."""
     spec = task_spec(task_name)
     return spec.task_class.metric_tables(metrics) if spec.can(RendersMetrics) else []
+
+
+def check_output_path(path: str, argument: str = "output") -> None:
+    """Before any work: `path` can be written as a file (its folder exists, it is not a folder itself)."""
+    p = Path(path)
+    folder = p.parent
+    if not path.strip():
+        raise ArgumentError(argument, "is empty; give a file name")
+    if p.is_dir():
+        raise ArgumentError(argument, f"{path!r} is a directory; give a file name")
+    if not folder.is_dir():
+        raise ArgumentError(argument, f"{path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or p.exists() and not os.access(p, os.W_OK):
+        raise ArgumentError(argument, f"{path}: no permission to write there")
 
 
 def read_lines(path: str) -> list[str]:

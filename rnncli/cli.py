@@ -111,6 +111,8 @@ def eval_(
         "(a terminal heat-map when matplotlib is missing)"),
 ):
     """Metrics of a trained run on a split or a file."""
+    if attention_plot is not None:
+        api.check_output_path(attention_plot, "attention_plot")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot)
@@ -152,6 +154,8 @@ def generate(
     output: Optional[str] = typer.Option(None, "--output", help="seq2seq: write translations here"),
 ):
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
+    if output is not None:
+        api.check_output_path(output)
     spec = api.task_of(run)  # None: no run here; api.generate names the problem
     if spec is not None and spec.can(Translates):
         _translate(run, prompt, input_file, output, beam, n_best, checkpoint)
@@ -196,6 +200,8 @@ def predict(
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ):
     """Predict labels (classify) or entities (ner) for texts or a file of texts."""
+    if output is not None:
+        api.check_output_path(output)
     if input_file is not None:
         texts = [*(texts or []), *api.read_lines(input_file)]
     if not texts:

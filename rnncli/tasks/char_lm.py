@@ -200,7 +200,9 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
     `Stepper` step (rnncli/nn/stepper.py) instead of a length-1 model forward: 5-13x the chars/s
     for a 2x512 LSTM on 2 CPU cores, same samples (benchmarks/generation_speed.py).
     """
-    check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p, greedy)
+    if seed is not None and not 0 <= seed < 2**64:  # what a torch.Generator takes
+        raise ArgumentError("seed", f"must be in [0, 2**64 - 1] (got {seed})")
     if length < 0:
         raise ArgumentError("length", f"must be >= 0 (got {length})")
     if not prompt:

@@ -6,12 +6,14 @@ has its data and model, and tidied of what a killed save left behind.
                                    run.overwrite=true an old run's files move, untouched, into
                                    RUN/.previous-<timestamp>/ (nothing is deleted)
     remove_stale_temps(run_dir)    `last.pt.<random>.tmp` files of a save that was killed (kill -9)
+    metrics_up_to(path, step)      metrics.jsonl as a resume keeps it (a torn last line dropped)
 
 So a typo in a data path, a bad key or a Ctrl-C during set-up never costs a trained run.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -79,3 +81,21 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
             except OSError:
                 pass  # not ours to force; the next start tries again
     return removed
+
+
+def metrics_up_to(path: Path, step: int) -> list[str]:
+    """The lines of metrics.jsonl up to `step` (those past a checkpoint are redone on resume). A torn
+    last line (a kill mid-write) is dropped; a broken line before it is an error naming file:line."""
+    lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    kept = []
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+            record_step = record["step"]
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines):
+                break  # torn by a kill during the write: the checkpoint's step is redone anyway
+            raise RunError(f"{path}:{number}: not a metrics record ({line[:60]!r}); fix or remove that line") from None
+        if isinstance(record_step, (int, float)) and record_step <= step:
+            kept.append(line)
+    return kept

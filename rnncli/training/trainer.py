@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from rnncli.errors import RnncliError, TrainingError
-from rnncli.training import checkpoint, precision
+from rnncli.training import checkpoint, precision, rundir
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
 from rnncli.training.step import Diverged, TrainingStep
@@ -87,7 +87,7 @@ class MetricsLog:
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
         if resume_step is not None and path.exists():  # drop records past the checkpoint
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            kept = rundir.metrics_up_to(path, resume_step)
             path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None:
             path.write_text("")
