@@ -21,8 +21,8 @@ from typing import Callable
 
 import yaml
 
-from rnncli.config import dump_config, load_config, upgrade
-from rnncli.errors import ArgumentError, RnncliError, RunError
+from rnncli.config import dump_config, load_config, resolve_saved
+from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError
 from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
 from rnncli.training import checkpoint, rundir
@@ -84,9 +84,7 @@ def _resumed(resume: str, config_path: str | None, overrides: list[str]) -> tupl
     checkpoint.check_structure(ckpt, path, {**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
     _check_task(ckpt, path)
     cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
-    with _fits(path):
-        saved = upgrade(ckpt["config"])
-    _check_resumable(saved, cfg, run_dir)
+    _check_resumable(_saved_cfg(ckpt, path), cfg, run_dir)
     return run_dir, cfg, ckpt, path
 
 
@@ -125,8 +123,8 @@ def load_run(run_dir: str, which: str = "best", device: str = "auto"):
     ckpt = checkpoint.load(path)
     _check_task(ckpt, path)
     dev = select_device(device)
+    cfg = _saved_cfg(ckpt, path)  # an older run's config, in today's spelling
     with _fits(path):
-        cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
         task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
     return cfg, task, ckpt
 
@@ -135,6 +133,14 @@ def _check_task(ckpt: dict, path: Path) -> None:
     if ckpt["config"]["task"] not in TASKS:
         raise RunError(f"{path}: checkpoint of task '{ckpt['config']['task']}', which this rnncli does not "
                        f"know (it knows {', '.join(TASKS)})")
+
+
+def _saved_cfg(ckpt: dict, path: Path) -> dict:
+    """The checkpoint's config, upgraded and validated against today's schema."""
+    try:
+        return resolve_saved(ckpt["config"], str(path))
+    except ConfigError as e:
+        raise RunError(f"{e} (the checkpoint's saved config)") from None
 
 
 @contextmanager

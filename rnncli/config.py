@@ -295,10 +295,19 @@ def upgrade(cfg: dict) -> dict:
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in cfg.items()}
     for section in SECTIONS:
         for key, field in schema[section].items():
-            value = out.get(section, {}).get(key)
+            values = out.get(section)
+            value = values.get(key) if isinstance(values, dict) else None
             if field.renamed and isinstance(value, str) and value in field.renamed:
                 out[section][key] = field.renamed[value]
     return out
+
+
+def resolve_saved(cfg: dict, origin: str) -> dict:
+    """A config rnncli saved (in a checkpoint or run directory), upgraded and validated like a file:
+    a damaged one is a ConfigError naming `origin`."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{origin}: the saved config is a {type(cfg).__name__}, not a mapping")
+    return resolve(upgrade(cfg) if cfg.get("task") in TASK_NAMES else cfg, _Source(origin, {}))
 
 
 def _drop_inapplicable(cfg: dict, raw: dict, schema: Schema, where) -> None:
@@ -306,7 +315,8 @@ def _drop_inapplicable(cfg: dict, raw: dict, schema: Schema, where) -> None:
         for key, field in schema[section].items():
             if field.when is None or field.when(cfg):
                 continue
-            if key in (raw.get(section) or {}):
+            given = raw.get(section) or {}
+            if key in given and not (given[key] is None and field.default is None):  # `val: null`: harmless
                 raise ConfigError(
                     f"{where(section, key)}: key '{section}.{key}' has no effect here: it applies only when "
                     f"{field.when_text}. Remove it."

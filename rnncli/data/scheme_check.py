@@ -50,10 +50,8 @@ def detect(sentences: list[Sentence], path: str) -> tuple[str, str]:
 
 def check_file(sentences: list[Sentence], path: str, scheme: str, why: str) -> None:
     """Every tag of this file exists in the run's `scheme`, and the file does not mix schemes."""
-    check_mixed(sentences, path)
-    if scheme == "bioes":
-        return
     bioes, _ = _first_lines(sentences)
-    if bioes:
-        raise DataError(f"{path}:{bioes[0]}: tag '{bioes[1]}' is not a {scheme} tag; the run reads its files "
+    if bioes and scheme != "bioes":
+        raise DataError(f"{path}:{bioes[0]}: tag '{bioes[1]}' is not an {scheme} tag; the run reads its files "
                         f"as {scheme} ({why}). Write this file in {scheme}, or set data.scheme")
+    check_mixed(sentences, path)
