@@ -60,20 +60,29 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     task = task_spec(cfg["task"]).module.build(cfg, device)
-    if ckpt is None:
+    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+    if ckpt is not None:
+        with _fits(path):
+            trainer.restore(ckpt)
+    _write_run_files(run_dir, cfg, task, fresh=ckpt is None)  # the first write: all that can fail has been tried
+    summary = trainer.fit(resumed=ckpt is not None)
+    return summary
+
+
+def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool) -> None:
+    """Claim the run directory (a fresh run with run.overwrite moves an old run aside) and write the
+    resolved config and the task state."""
+    if fresh:
         aside = rundir.claim(run_dir, cfg["run"]["overwrite"])
         if aside is not None:
             _say(f"run.overwrite: the previous run's files in {run_dir} were moved to {aside}")
     for tmp in rundir.remove_stale_temps(run_dir):
         _say(f"removed {tmp}, left by a checkpoint save that did not finish")
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
-    (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
-    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-    if ckpt is not None:
-        with _fits(path):
-            trainer.restore(ckpt)
-    summary = trainer.fit(resumed=ckpt is not None)
-    return summary
+    try:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+    except OSError as e:
+        raise RunError(f"cannot write in run directory {run_dir}: {e.strerror or e}") from None
 
 
 def _resumed(resume: str, config_path: str | None, overrides: list[str]) -> tuple[Path, dict, dict, Path]:
