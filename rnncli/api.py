@@ -89,8 +89,7 @@ def _resumed(resume: str, config_path: str | None, overrides: list[str]) -> tupl
     """(run directory, config, checkpoint, its path) of a run to continue, each checked."""
     run_dir = Path(resume)
     path = checkpoint.find_checkpoint(run_dir, "last")
-    ckpt = checkpoint.load(path)
-    checkpoint.check_structure(ckpt, path, {**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
+    ckpt = checkpoint.load(path, required={**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
     _check_task(ckpt, path)
     cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
     _check_resumable(_saved_cfg(ckpt, path), cfg, run_dir)
@@ -129,7 +128,7 @@ def load_run(run_dir: str, which: str = "best", device: str = "auto"):
     """Rebuild the task of a trained run from its checkpoint (`best` or `last`), without data:
     `task.load_data(data_file=None)` loads the evaluation splits (or a file)."""
     path = checkpoint.find_checkpoint(Path(run_dir), which)
-    ckpt = checkpoint.load(path)
+    ckpt = checkpoint.load(path, required=checkpoint.REQUIRED)
     _check_task(ckpt, path)
     dev = select_device(device)
     cfg = _saved_cfg(ckpt, path)  # an older run's config, in today's spelling

@@ -52,8 +52,18 @@ def _read_yaml(path: Path) -> tuple[dict, _Source]:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{loc}: invalid YAML: {getattr(e, 'problem', None) or e}") from None
+        if mark is not None:
+            line = mark.line + 1
+        elif isinstance(getattr(e, "position", None), int):  # a ReaderError: a character YAML forbids
+            line = text.count("\n", 0, e.position) + 1
+        else:
+            line = None
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e)
+        problem = (str(problem).strip().splitlines() or ["unreadable"])[0]
+        if isinstance(e, yaml.reader.ReaderError):
+            char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+            problem = f"the character {char} is not allowed in YAML (a binary or control character)"
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: invalid YAML: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested too deeply for a config") from None
     if raw is None:

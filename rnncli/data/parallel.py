@@ -22,7 +22,6 @@ import re
 import unicodedata
 from pathlib import Path
 
-from rnncli.data.text import read_text
 from rnncli.errors import DataError
 
 TOKENIZERS = ("word", "char")
@@ -71,7 +70,18 @@ def detokenize(tokens: list[str], tokenizer: str) -> str:
 def _read_lines(path: str, encoding: str) -> list[str]:
     """Lines split on \\n only (a CRLF ending loses its \\r; a lone \\r stays inside its line, as
     the other readers read it, so two aligned files stay aligned)."""
-    lines = read_text(path, encoding).split("\n")
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, expected a text file") from None
+    try:
+        lines = data.decode(encoding).split("\n")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}:{text_line_of(data, e.start)}: not valid {encoding} text (set data.encoding)") from None
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}' (data.encoding)") from None
     if lines and lines[-1] == "":
         lines.pop()
     return [line[:-1] if line.endswith("\r") else line for line in lines]

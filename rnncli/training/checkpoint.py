@@ -66,7 +66,8 @@ def _why(error: Exception, folder: Path) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def load(path: Path, map_location="cpu") -> dict:
+def load(path: Path, map_location="cpu", required: dict | None = None) -> dict:
+    """A checkpoint of this format; `required` (e.g. REQUIRED) names the parts it must have."""
     path = Path(path)
     if not path.exists():
         raise RunError(f"no checkpoint at {path}")
@@ -75,7 +76,7 @@ def load(path: Path, map_location="cpu") -> dict:
     except Exception as e:  # a truncated or foreign file, or a pickle that is not plain data
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise RunError(f"cannot read checkpoint {path}: {first}") from None
-    check_structure(ckpt, path)
+    check_structure(ckpt, path, required)
     return ckpt
 
 
@@ -83,18 +84,21 @@ REQUIRED = {"config": dict, "task_state": dict, "model": dict, "trainer": dict} 
 FOR_RESUME = {"optimizer": dict, "rng": dict}  # what `--resume` reads besides
 
 
-def check_structure(ckpt, path: Path, required: dict = REQUIRED) -> None:
+def check_structure(ckpt, path: Path, required: dict | None = None) -> None:
     """The checkpoint is an rnncli checkpoint of this format with the parts it needs (one RunError line)."""
     if not isinstance(ckpt, dict):
         raise RunError(f"{path}: not an rnncli checkpoint (a {type(ckpt).__name__}, expected a dict)")
     version = ckpt.get("format_version")
-    if version != FORMAT_VERSION:
+    if not (isinstance(version, int) and version == FORMAT_VERSION):  # (a tensor would compare elementwise)
+        version = version if isinstance(version, (int, str, type(None))) else type(version).__name__
         raise RunError(f"{path}: checkpoint format {version!r}, this rnncli reads format {FORMAT_VERSION}")
-    missing = [key for key, kind in required.items() if not isinstance(ckpt.get(key), kind)]
+    missing = [key for key, kind in (required or {}).items() if not isinstance(ckpt.get(key), kind)]
     if missing:
         raise RunError(f"{path}: damaged checkpoint: {', '.join(missing)} missing or of the wrong type")
-    if not isinstance(ckpt["config"].get("task"), str) or not isinstance(ckpt["trainer"].get("step"), int):
-        raise RunError(f"{path}: damaged checkpoint: its config has no task name or its trainer no step")
+    if "config" in (required or {}) and not isinstance(ckpt["config"].get("task"), str):
+        raise RunError(f"{path}: damaged checkpoint: its config has no task name")
+    if "trainer" in (required or {}) and not isinstance(ckpt["trainer"].get("step"), int):
+        raise RunError(f"{path}: damaged checkpoint: its trainer state has no step")
 
 
 def rng_state() -> dict:
