@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import REPO, TINY_TEXT, tiny_config, write_config
 from typer.testing import CliRunner
+from test_classify import classify_config
 from test_ner import ner_config
 
 from rnncli import api
@@ -23,7 +24,7 @@ from rnncli.config import load_config
 from rnncli.data import parallel
 from rnncli.data.tabular import TableFormat, read_table
 from rnncli.errors import ConfigError, DataError, RunError, TrainingError
-from rnncli.tasks import char_lm, ner
+from rnncli.tasks import char_lm, classify, ner
 from rnncli.training import checkpoint
 
 
@@ -298,3 +299,10 @@ def test_the_usage_line_names_rnncli(tmp_path):
     result = subprocess.run([sys.executable, "-m", "rnncli", "train", "c.yaml", "--set", "trainer.lr", "0.01"],
                             capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 2 and "'rnncli train --help'" in result.stderr and "root" not in result.stderr
+
+
+def test_an_empty_validation_split_is_found_when_the_data_is_read(tmp_path):
+    (tmp_path / "two.tsv").write_text("good\tpos\nbad\tneg\n")
+    cfg = classify_config(tmp_path, data={"path": str(tmp_path / "two.tsv"), "split": [0.9, 0.1, 0.0]})
+    with pytest.raises(DataError, match=r"the validation split is empty \(check .*: 2 examples in all\)"):
+        classify.build(load_config(write_config(tmp_path, cfg)), torch.device("cpu"))

@@ -308,8 +308,11 @@ def build(cfg: dict, device: torch.device) -> ClassifyTask:
     """Config -> data, vocabulary, labels, model and task, ready to train."""
     d, m = cfg["data"], cfg["model"]
     examples = load_splits(d)
-    if not examples["train"]:
-        raise DataError("the training split is empty (check data.path / data.split / data.train)")
+    for split in ("train", "val"):  # found now, not at the first validation
+        if not examples.get(split):
+            raise DataError(f"the {'training' if split == 'train' else 'validation'} split is empty (check "
+                            f"data.path / data.split / data.{split}: {len(sum(examples.values(), []))} examples "
+                            f"in all)")
     labels = _label_order(e.label for e in examples["train"])
     if len(labels) < 2:
         raise DataError(f"the training data has only one label ({labels[0]!r}); a classifier needs at least two "
