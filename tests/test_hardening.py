@@ -181,7 +181,8 @@ def test_a_tab_inside_a_tsv_text_is_an_error_naming_the_line(tmp_path):
 def _ner_files(tmp_path, dev_tags=("B-PER", "I-PER"), train_tags=("B-PER", "I-PER")):
     conll = "{}\t{}\n{}\t{}\nsaid\tO\n\n"
     (tmp_path / "train.conll").write_text(conll.format("Ann", train_tags[0], "Lee", train_tags[1]) * 8)
-    (tmp_path / "dev.conll").write_text(conll.format("Bo", "B-PER", "Li", "I-PER") + conll.format("Al", dev_tags[0], "Wu", dev_tags[1]))
+    dev = conll.format("Bo", "B-PER", "Li", "I-PER") + conll.format("Al", dev_tags[0], "Wu", dev_tags[1])
+    (tmp_path / "dev.conll").write_text(dev)
     return {"train": str(tmp_path / "train.conll"), "val": str(tmp_path / "dev.conll"), "test": None}
 
 

@@ -79,7 +79,8 @@ def _read_lines(path: str, encoding: str) -> list[str]:
     try:
         lines = data.decode(encoding).split("\n")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}:{text_line_of(data, e.start)}: not valid {encoding} text (set data.encoding)") from None
+        line = text_line_of(data, e.start)
+        raise DataError(f"{path}:{line}: not valid {encoding} text (set data.encoding)") from None
     except LookupError:
         raise DataError(f"{path}: unknown encoding '{encoding}' (data.encoding)") from None
     if lines and lines[-1] == "":

@@ -214,7 +214,8 @@ class NERTask:
         d = self.data
         files = {"file": data_file} if data_file else {s: d[s] for s in SPLITS if d[s] is not None}
         why = f"the scheme {self.vocabs.scheme} this run was trained with"
-        self.splits = {s: self.vocabs.encode(*read_split(path, d, self.vocabs.scheme, why)) for s, path in files.items()}
+        self.splits = {s: self.vocabs.encode(*read_split(path, d, self.vocabs.scheme, why))
+                       for s, path in files.items()}
 
     def num_train_batches(self) -> int:
         return -(-len(self.splits["train"].words) // self.batch_size)
