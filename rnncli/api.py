@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+import torch
 import yaml
 
 from rnncli.config import dump_config, load_config, resolve_saved
-from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError
+from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError, TrainingError
 from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
 from rnncli.training import checkpoint, rundir
@@ -59,14 +60,28 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         rundir.check(run_dir, cfg["run"]["overwrite"])  # touches nothing: the old run stays until data and model exist
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
-    task = task_spec(cfg["task"]).module.build(cfg, device)
-    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-    if ckpt is not None:
-        with _fits(path):
-            trainer.restore(ckpt)
-    _write_run_files(run_dir, cfg, task, fresh=ckpt is None)  # the first write: all that can fail has been tried
-    summary = trainer.fit(resumed=ckpt is not None)
-    return summary
+    with _out_of_memory():
+        task = task_spec(cfg["task"]).module.build(cfg, device)
+        trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+        if ckpt is not None:
+            with _fits(path):
+                trainer.restore(ckpt)
+        _write_run_files(run_dir, cfg, task, fresh=ckpt is None)  # the first write: all that can fail was tried
+        return trainer.fit(resumed=ckpt is not None)
+
+
+@contextmanager
+def _out_of_memory():
+    """A model or batch too big for this machine is one line naming the keys that size it."""
+    try:
+        yield
+    except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as e:
+        text = str(e)
+        if not isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) and "allocate" not in text:
+            raise
+        first = (text.strip().splitlines() or [type(e).__name__])[0][:200]
+        raise TrainingError(f"out of memory ({first}): lower model.hidden_size, model.embedding_dim, "
+                            f"model.num_layers or trainer.batch_size") from None
 
 
 def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool) -> None:

@@ -187,3 +187,22 @@ def test_damaged_checkpoints_are_one_run_error(trained, tmp_path_factory, data):
         api.evaluate(str(run_dir))
     except RnncliError as e:  # mostly RunError naming best.pt; a damaged data path is the reader's DataError
         assert "\n" not in str(e) and (isinstance(e, DataError) or "best.pt" in str(e)), str(e)
+
+
+# --------------------------------------------------------------------------- runs that start
+@settings(FUZZ, max_examples=12)
+@given(batch_size=st.integers(1, 400), bptt=st.integers(1, 5000), hidden=st.integers(1, 24),
+       layers=st.integers(1, 3), cell=st.sampled_from(["rnn", "lstm", "gru"]), text_length=st.integers(0, 400))
+def test_small_char_lm_runs_start_or_name_the_problem(tmp_path_factory, batch_size, bptt, hidden, layers, cell,
+                                                        text_length):
+    tmp = tmp_path_factory.mktemp("run")
+    (tmp / "text.txt").write_text(TINY_TEXT[:text_length])
+    cfg = tiny_config(tmp, data={"path": str(tmp / "text.txt")},
+                      model={"cell": cell, "hidden_size": hidden, "num_layers": layers, "embedding_dim": 4},
+                      trainer={"batch_size": batch_size, "bptt": bptt, "max_steps": 1, "epochs": None})
+    try:
+        summary = api.train(str(write_config(tmp, cfg)), show_progress=False)
+    except RnncliError as e:
+        assert "\n" not in str(e), str(e)
+        return
+    assert summary["steps"] == 1 and (tmp / "runs" / "tiny" / "last.pt").exists()
