@@ -6,7 +6,9 @@ can do (sample text, translate, predict, ...) is what its task declares in the r
 (rnncli/tasks/__init__.py); a bad argument value is an `ArgumentError` naming the argument.
 
 A run directory holds config.yaml (the resolved config), task_state.json (the task's state:
-vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt.
+vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt, and
+`.previous-<time>/` folders of runs that `run.overwrite` replaced (rnncli/training/rundir.py).
+`train` writes nothing until the data, the model and the trainer are built.
 """
 
 from __future__ import annotations
