@@ -217,7 +217,9 @@ def test_a_text_shorter_than_two_batches_is_a_data_error(tmp_path, make_config):
 def trained(tmp_path_factory):
     """A tiny trained char-LM run, shared (tests copy it before they change anything)."""
     tmp = tmp_path_factory.mktemp("trained")
-    path = write_config(tmp, tiny_config(tmp, trainer={"max_steps": 4, "epochs": None, "val_every": 2}))
+    # gru: no compiled kernel, so these tests never wait on the C++ extension cache
+    path = write_config(tmp, tiny_config(tmp, model={"cell": "gru"}, trainer={"max_steps": 4, "epochs": None,
+                                                                             "val_every": 2}))
     api.train(str(path), show_progress=False)
     return tmp / "runs" / "tiny"
 
