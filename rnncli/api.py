@@ -28,7 +28,7 @@ from rnncli.config import dump_config, load_config, resolve_saved
 from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError, TrainingError
 from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
-from rnncli.training import checkpoint, rundir
+from rnncli.training import checkpoint, distributed, rundir
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
@@ -49,27 +49,51 @@ def run_directory(cfg: dict) -> Path:
 
 def train(config_path: str | None = None, overrides: list[str] = (), resume: str | None = None,
           show_progress: bool = True) -> dict:
-    """Train from a config (or continue `resume`, a run directory); returns the summary dict."""
+    """Train from a config (or continue `resume`, a run directory); returns the summary dict.
+
+    Under torchrun every process calls this; they join one process group (see
+    rnncli/training/distributed.py) and rank 0 alone writes the run directory."""
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
-    ckpt = path = None
-    if resume is not None:
-        run_dir, cfg, ckpt, path = _resumed(resume, config_path, overrides)
-    else:
-        cfg = load_config(config_path, overrides, check_files=True)
-        run_dir = run_directory(cfg)
-        rundir.check(run_dir, cfg["run"]["overwrite"])  # touches nothing: the old run stays until data and model exist
-    seed_everything(cfg["trainer"]["seed"])
+    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
+                                                                                                  overrides)
     device = select_device(cfg["trainer"]["device"])
-    with _out_of_memory():
-        task = task_spec(cfg["task"]).module.build(cfg, device)
-        trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-        if ckpt is not None:
-            with _fits(path):
-                trainer.restore(ckpt)
-        _write_run_files(run_dir, cfg, task, fresh=ckpt is None)  # the first write: all that can fail was tried
-        return trainer.fit(resumed=ckpt is not None)
+    ctx = distributed.setup(device)
+    try:
+        run_dir, ckpt, path = _open_run(cfg, resume, ctx)  # checks the run directory; writes nothing
+        seed_everything(cfg["trainer"]["seed"])  # the same initial weights on every rank
+        with _out_of_memory():
+            task = task_spec(cfg["task"]).module.build(cfg, device)
+            if ctx.rank:
+                seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
+            trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+            if ckpt is not None:
+                with _fits(path):
+                    trainer.restore(ckpt)
+                if distributed.restart_count() and resume is None:
+                    trainer.progress_notes.append(f"torchrun restarted the group (restart "
+                                                  f"{distributed.restart_count()}): continuing from "
+                                                  f"{run_dir / 'last.pt'} at step {trainer.state.step}")
+            # the first write, once all that can fail has been tried; rank 0 writes, every rank stops on its error
+            overwrite = cfg["run"]["overwrite"] or distributed.restart_count() > 0
+            _on_rank0(ctx, lambda: _write_run_files(run_dir, cfg, task, fresh=ckpt is None, overwrite=overwrite))
+            return trainer.fit(resumed=ckpt is not None)
+    finally:
+        distributed.shutdown()
+
+
+def _on_rank0(ctx, action) -> None:
+    """Run `action` on rank 0; a RunError there stops every rank with the same message."""
+    problem = None
+    if ctx.main:
+        try:
+            action()
+        except RunError as e:
+            problem = str(e)
+    problem = distributed.broadcast(problem)
+    if problem:
+        raise RunError(problem)
 
 
 @contextmanager
@@ -86,11 +110,11 @@ def _out_of_memory():
                             f"model.num_layers or trainer.batch_size") from None
 
 
-def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool) -> None:
-    """Claim the run directory (a fresh run with run.overwrite moves an old run aside) and write the
+def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool, overwrite: bool) -> None:
+    """Claim the run directory (a fresh run with `overwrite` moves an old run aside) and write the
     resolved config and the task state."""
     if fresh:
-        aside = rundir.claim(run_dir, cfg["run"]["overwrite"])
+        aside = rundir.claim(run_dir, overwrite)
         if aside is not None:
             _say(f"run.overwrite: the previous run's files in {run_dir} were moved to {aside}")
     for tmp in rundir.remove_stale_temps(run_dir):
@@ -102,15 +126,70 @@ def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool) -> None:
         raise RunError(f"cannot write in run directory {run_dir}: {e.strerror or e}") from None
 
 
-def _resumed(resume: str, config_path: str | None, overrides: list[str]) -> tuple[Path, dict, dict, Path]:
-    """(run directory, config, checkpoint, its path) of a run to continue, each checked."""
-    run_dir = Path(resume)
-    path = checkpoint.find_checkpoint(run_dir, "last")
-    ckpt = checkpoint.load(path, required={**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
-    _check_task(ckpt, path)
-    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(run_dir, overrides)
-    _check_resumable(_saved_cfg(ckpt, path), cfg, run_dir)
-    return run_dir, cfg, ckpt, path
+
+
+def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None, Path | None]:
+    """The run directory, the checkpoint to continue from and its path (None: a fresh start).
+
+    A group that torchrun restarted (`--max-restarts`) continues from the run's last.pt by itself."""
+    if resume is None and ctx.active:
+        run_dir = Path(distributed.broadcast(str(_rank0_run_directory(cfg)) if ctx.main else None))
+        if distributed.restart_count() and (run_dir / "last.pt").exists():
+            resume = str(run_dir)
+    if resume is not None:
+        run_dir = Path(resume)
+        path = checkpoint.find_checkpoint(run_dir, "last")
+        ckpt = checkpoint.load(path, required={**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
+        _check_task(ckpt, path)
+        _check_resumable(_saved_cfg(ckpt, path), cfg, run_dir)
+        return run_dir, ckpt, path
+    if not ctx.active:
+        run_dir = run_directory(cfg)
+    # touches nothing: an old run stays as it is until the data and the model exist
+    _on_rank0(ctx, lambda: rundir.check(run_dir, cfg["run"]["overwrite"] or distributed.restart_count() > 0))
+    return run_dir, None, None
+
+
+def _rank0_run_directory(cfg: dict) -> Path:
+    """Under torchrun without run.name, the timestamped name chosen at the first start is kept in
+    RUN_DIR_PARENT/.torchrun-<rendezvous id>, so a restarted group finds its run again."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if cfg["run"]["name"] or not run_id or run_id == "none":
+        return run_directory(cfg)
+    marker = Path(cfg["run"]["dir"]) / f".torchrun-{run_id}"
+    if distributed.restart_count() and marker.exists():
+        return Path(marker.read_text().strip())
+    run_dir = run_directory(cfg)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(run_dir))
+    return run_dir
+
+
+def train_processes(nproc: int, config_path: str | None = None, overrides: list[str] = (),
+                    resume: str | None = None, max_restarts: int = 0, quiet: bool = False) -> int:
+    """`rnncli train --nproc N`: start torchrun's own launcher with N processes on this machine and
+    wait; returns its exit code (130 when interrupted). The config is checked here first, and a
+    run without run.name gets its timestamped name now, so a restarted group finds it again."""
+    if distributed.under_torchrun():
+        raise ArgumentError("nproc", "cannot be used inside a process that torchrun started")
+    if nproc < 1:
+        raise ArgumentError("nproc", f"must be >= 1 (got {nproc})")
+    if max_restarts < 0:
+        raise ArgumentError("max_restarts", f"must be >= 0 (got {max_restarts})")
+    if config_path is None and resume is None:
+        raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory)")
+    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
+                                                                                                  overrides)
+    args = ["train", *([config_path] if config_path else [])]
+    for override in overrides:
+        args += ["--set", override]
+    if resume is not None:
+        args += ["--resume", resume]
+    elif not cfg["run"]["name"]:
+        args += ["--set", f"run.name={run_directory(cfg).name}"]
+    if quiet:
+        args.append("--quiet")
+    return distributed.launch(nproc, args, max_restarts)
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
