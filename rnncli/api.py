@@ -6,24 +6,28 @@ can do (sample text, translate, predict, ...) is what its task declares in the r
 (rnncli/tasks/__init__.py); a bad argument value is an `ArgumentError` naming the argument.
 
 A run directory holds config.yaml (the resolved config), task_state.json (the task's state:
-vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt.
+vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt and best.pt, and
+`.previous-<time>/` folders of runs that `run.overwrite` replaced (rnncli/training/rundir.py).
+`train` writes nothing until the data, the model and the trainer are built.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
 import yaml
 
-from rnncli.config import dump_config, load_config, upgrade
-from rnncli.errors import ArgumentError, RunError
-from rnncli.tasks import TaskSpec, task_spec, tasks_that
+from rnncli.config import dump_config, load_config, resolve_saved, upgrade
+from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError, TrainingError
+from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import (
     MapsAttention,
     Predicts,
@@ -35,7 +39,7 @@ from rnncli.tasks.base import (
     Translates,
     WritesPredictions,
 )
-from rnncli.training import checkpoint, distributed, tensorboard
+from rnncli.training import checkpoint, distributed, rundir, tensorboard
 from rnncli.training.health_line import HealthLine, ProbeAtValidation, Watchers
 from rnncli.training.tensorboard import TensorBoardWriter
 from rnncli.training.trainer import Trainer, seed_everything, select_device
@@ -65,34 +69,83 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
-    cfg = load_config(config_path, overrides) if config_path else _saved_config(Path(resume), overrides)
+    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
+                                                                                                  overrides)
     _require_extras(cfg)
     device = select_device(cfg["trainer"]["device"])
     ctx = distributed.setup(device)
     try:
-        run_dir, ckpt = _open_run(cfg, resume, ctx)
+        run_dir, ckpt, path = _open_run(cfg, resume, ctx)  # checks the run directory; writes nothing
         seed_everything(cfg["trainer"]["seed"])  # the same initial weights on every rank
-        task = task_spec(cfg["task"]).module.build(cfg, device)
-        if ctx.main:
-            (run_dir / "config.yaml").write_text(dump_config(cfg))
-            (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
-        if ctx.rank:
-            seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
-        with _watch(cfg, task, run_dir, show_progress, ctx.main) as watch:
-            trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress, watch)
+        with _out_of_memory():
+            task = task_spec(cfg["task"]).module.build(cfg, device)
+            if ctx.rank:
+                seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
+            trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
             if ckpt is not None:
-                trainer.restore(ckpt)
+                with _fits(path):
+                    trainer.restore(ckpt)
                 if distributed.restart_count() and resume is None:
-                    trainer.progress_notes.append(
-                        f"torchrun restarted the group (restart {distributed.restart_count()}): continuing from "
-                        f"{run_dir / 'last.pt'} at step {trainer.state.step}")
-            return trainer.fit(resumed=ckpt is not None)
+                    trainer.progress_notes.append(f"torchrun restarted the group (restart "
+                                                  f"{distributed.restart_count()}): continuing from "
+                                                  f"{run_dir / 'last.pt'} at step {trainer.state.step}")
+            # the first write, once all that can fail has been tried; rank 0 writes, every rank stops on its error
+            overwrite = cfg["run"]["overwrite"] or distributed.restart_count() > 0
+            _on_rank0(ctx, lambda: _write_run_files(run_dir, cfg, task, fresh=ckpt is None, overwrite=overwrite))
+            with _watch(cfg, task, run_dir, show_progress, ctx.main) as watch:  # once the run directory exists
+                trainer.watch = watch
+                return trainer.fit(resumed=ckpt is not None)
     finally:
         distributed.shutdown()
 
 
-def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None]:
-    """The run directory and the checkpoint to continue from (None: a fresh start).
+def _on_rank0(ctx, action) -> None:
+    """Run `action` on rank 0; a RunError there stops every rank with the same message."""
+    problem = None
+    if ctx.main:
+        try:
+            action()
+        except RunError as e:
+            problem = str(e)
+    problem = distributed.broadcast(problem)
+    if problem:
+        raise RunError(problem)
+
+
+@contextmanager
+def _out_of_memory():
+    """A model or batch too big for this machine is one line naming the keys that size it."""
+    try:
+        yield
+    except (torch.cuda.OutOfMemoryError, RuntimeError, MemoryError) as e:
+        text = str(e)
+        if not isinstance(e, (torch.cuda.OutOfMemoryError, MemoryError)) and "allocate" not in text:
+            raise
+        first = (text.strip().splitlines() or [type(e).__name__])[0][:200]
+        raise TrainingError(f"out of memory ({first}): lower model.hidden_size, model.embedding_dim, "
+                            f"model.num_layers or trainer.batch_size") from None
+
+
+def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool, overwrite: bool) -> None:
+    """Claim the run directory (a fresh run with `overwrite` moves an old run aside) and write the
+    resolved config and the task state."""
+    if fresh:
+        aside = rundir.claim(run_dir, overwrite)
+        if aside is not None:
+            _say(f"run.overwrite: the previous run's files in {run_dir} were moved to {aside}")
+    for tmp in rundir.remove_stale_temps(run_dir):
+        _say(f"removed {tmp}, left by a checkpoint save that did not finish")
+    try:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+    except OSError as e:
+        raise RunError(f"cannot write in run directory {run_dir}: {e.strerror or e}") from None
+
+
+
+
+def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None, Path | None]:
+    """The run directory, the checkpoint to continue from and its path (None: a fresh start).
 
     A group that torchrun restarted (`--max-restarts`) continues from the run's last.pt by itself."""
     if resume is None and ctx.active:
@@ -101,21 +154,16 @@ def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None]:
             resume = str(run_dir)
     if resume is not None:
         run_dir = Path(resume)
-        ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
-        _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
-        return run_dir, ckpt
+        path = checkpoint.find_checkpoint(run_dir, "last")
+        ckpt = checkpoint.load(path, required={**checkpoint.REQUIRED, **checkpoint.FOR_RESUME})
+        _check_task(ckpt, path)
+        _check_resumable(_saved_cfg(ckpt, path), cfg, run_dir)
+        return run_dir, ckpt, path
     if not ctx.active:
         run_dir = run_directory(cfg)
-    problem = None
-    if ctx.main:
-        try:
-            _prepare_run_dir(run_dir, cfg["run"]["overwrite"] or distributed.restart_count() > 0)
-        except RunError as e:
-            problem = str(e)
-    problem = distributed.broadcast(problem)  # every rank stops on rank 0's error
-    if problem:
-        raise RunError(problem)
-    return run_dir, None
+    # touches nothing: an old run stays as it is until the data and the model exist
+    _on_rank0(ctx, lambda: rundir.check(run_dir, cfg["run"]["overwrite"] or distributed.restart_count() > 0))
+    return run_dir, None, None
 
 
 def _rank0_run_directory(cfg: dict) -> Path:
@@ -146,7 +194,8 @@ def train_processes(nproc: int, config_path: str | None = None, overrides: list[
         raise ArgumentError("max_restarts", f"must be >= 0 (got {max_restarts})")
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory)")
-    cfg = load_config(config_path, overrides) if config_path else _saved_config(Path(resume), overrides)
+    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
+                                                                                                  overrides)
     args = ["train", *([config_path] if config_path else [])]
     for override in overrides:
         args += ["--set", override]
@@ -191,7 +240,7 @@ def _attention_of(task) -> Callable[[], dict] | None:
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
-    return load_config(run_dir / "config.yaml", overrides)
+    return load_config(run_dir / "config.yaml", overrides, check_files=True)
 
 
 def _flatten(cfg: dict) -> dict:
@@ -213,16 +262,9 @@ def _check_resumable(saved: dict, new: dict, run_dir: Path) -> None:
         raise RunError(f"cannot resume {run_dir}: the config changed keys that define the model or data: {detail}")
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    has_ckpt = any((run_dir / f"{n}.pt").exists() for n in ("last", "best"))
-    if has_ckpt and not overwrite:
-        raise RunError(
-            f"{run_dir} already holds a trained run. Resume it, start afresh with run.overwrite=true, or pick "
-            f"another run.name"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("last.pt", "best.pt", "metrics.jsonl"):
-        (run_dir / name).unlink(missing_ok=True)
+def _say(text: str) -> None:
+    """A one-line notice about files on disk (shown even with show_progress off)."""
+    print(f"rnncli: {text}", file=sys.stderr, flush=True)
 
 
 def load_run(run_dir: str, which: str = "best", device: str = "auto", int8: bool = False):
@@ -232,15 +274,45 @@ def load_run(run_dir: str, which: str = "best", device: str = "auto", int8: bool
     `int8`: the model's recurrent and linear weights quantized to int8 for CPU inference
     (rnncli/nn/quantize.py); the task then runs on the CPU whatever `device` says.
     """
-    ckpt = checkpoint.load(checkpoint.find_checkpoint(Path(run_dir), which))
-    cfg = upgrade(ckpt["config"])  # an older run's config, in today's spelling
+    path = checkpoint.find_checkpoint(Path(run_dir), which)
+    ckpt = checkpoint.load(path, required=checkpoint.REQUIRED)
+    _check_task(ckpt, path)
     dev = select_device("cpu" if int8 else device)
-    task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
+    cfg = _saved_cfg(ckpt, path)  # an older run's config, in today's spelling
+    with _fits(path):
+        task = task_spec(cfg["task"]).module.restore(cfg, ckpt["task_state"], ckpt["model"], dev)
     if int8:
         from rnncli.nn.quantize import quantize
 
         task.model = quantize(task.model)
     return cfg, task, ckpt
+
+
+def _check_task(ckpt: dict, path: Path) -> None:
+    if ckpt["config"]["task"] not in TASKS:
+        raise RunError(f"{path}: checkpoint of task '{ckpt['config']['task']}', which this rnncli does not "
+                       f"know (it knows {', '.join(TASKS)})")
+
+
+def _saved_cfg(ckpt: dict, path: Path) -> dict:
+    """The checkpoint's config, upgraded and validated against today's schema."""
+    try:
+        return resolve_saved(ckpt["config"], str(path))
+    except ConfigError as e:
+        raise RunError(f"{e} (the checkpoint's saved config)") from None
+
+
+@contextmanager
+def _fits(path: Path):
+    """A checkpoint whose parts do not fit its config (a missing key, a weight of another shape) is one
+    RunError line naming the file, not a traceback from deep inside torch."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+        if isinstance(e, RnncliError):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise RunError(f"{path}: the checkpoint does not fit its config ({type(e).__name__}: {first})") from None
 
 
 @dataclass
@@ -402,6 +474,20 @@ def metric_tables(task_name: str, metrics: dict) -> list:
     """Task-specific rich tables for `rnncli eval` (per-class scores, confusion matrix, ...)."""
     spec = task_spec(task_name)
     return spec.task_class.metric_tables(metrics) if spec.can(RendersMetrics) else []
+
+
+def check_output_path(path: str, argument: str = "output") -> None:
+    """Before any work: `path` can be written as a file (its folder exists, it is not a folder itself)."""
+    p = Path(path)
+    folder = p.parent
+    if not path.strip():
+        raise ArgumentError(argument, "is empty; give a file name")
+    if p.is_dir():
+        raise ArgumentError(argument, f"{path!r} is a directory; give a file name")
+    if not folder.is_dir():
+        raise ArgumentError(argument, f"{path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK) or p.exists() and not os.access(p, os.W_OK):
+        raise ArgumentError(argument, f"{path}: no permission to write there")
 
 
 def read_lines(path: str) -> list[str]:

@@ -137,6 +137,8 @@ def eval_(
         return
     if run is None:
         raise UsageError("Missing argument 'RUN' (or give --compare RUN_A RUN_B)")
+    if attention_plot is not None:
+        api.check_output_path(attention_plot, "attention_plot")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot)
@@ -193,6 +195,8 @@ def generate(
     int8: bool = INT8_OPTION,
 ):
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
+    if output is not None:
+        api.check_output_path(output)
     spec = api.task_of(run)  # None: no run here; api.generate names the problem
     if spec is not None and spec.can(Translates):
         _translate(run, prompt, input_file, output, beam, n_best, checkpoint, int8)
@@ -238,6 +242,8 @@ def predict(
     int8: bool = INT8_OPTION,
 ):
     """Predict labels (classify) or entities (ner) for texts or a file of texts."""
+    if output is not None:
+        api.check_output_path(output)
     if input_file is not None:
         texts = [*(texts or []), *api.read_lines(input_file)]
     if not texts:

@@ -17,6 +17,7 @@ one explicitly is an error that says why.
 
 from __future__ import annotations
 
+import codecs
 import math
 import warnings
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import yaml
 
 from rnncli.errors import ConfigError, closest
-from rnncli.schema import SECTIONS, Field, Schema, check_model
+from rnncli.schema import SECTIONS, Field, Schema, bounded, check_model
 from rnncli.tasks import TASK_NAMES, task_module, task_schema
 
 
@@ -44,22 +45,71 @@ class _Source:
 
 
 def _read_yaml(path: Path) -> tuple[dict, _Source]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+    text = _read_config_text(path)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_duplicates(node, path)
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{loc}: invalid YAML: {getattr(e, 'problem', e)}") from None
+        if mark is not None:
+            line = mark.line + 1
+        elif isinstance(getattr(e, "position", None), int):  # a ReaderError: a character YAML forbids
+            line = text.count("\n", 0, e.position) + 1
+        else:
+            line = None
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or str(e)
+        problem = (str(problem).strip().splitlines() or ["unreadable"])[0]
+        if isinstance(e, yaml.reader.ReaderError):
+            char = f"U+{e.character:04X}" if isinstance(e.character, int) else repr(e.character)
+            problem = f"the character {char} is not allowed in YAML (a binary or control character)"
+        raise ConfigError(f"{path}{f':{line}' if line else ''}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply for a config") from None
     if raw is None:
         raw, node = {}, None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of sections, got {type(raw).__name__}")
     return raw, _Source(str(path), _line_numbers(node))
+
+
+def _read_config_text(path: Path) -> str:
+    """The file's bytes decoded as UTF-8 (a BOM is allowed), or a ConfigError that says why not."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give a YAML config file (e.g. {path}/demo.yaml)") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    if b"\0" in data:
+        raise ConfigError(f"{path}: not a YAML config: a binary file (NUL byte at offset {data.index(0)})")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {data[e.start:e.start + 1]!r} at offset "
+                          f"{e.start}); save the config as UTF-8") from None
+
+
+def _refuse_duplicates(node, path: Path) -> None:
+    """PyYAML keeps the last of two equal keys; a config refuses them, naming both lines."""
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.value != "<<":
+                    line = key_node.start_mark.line + 1
+                    if key_node.value in seen:
+                        raise ConfigError(f"{path}:{line}: duplicate key '{key_node.value}' (first at line "
+                                          f"{seen[key_node.value]}); keep one of them")
+                    seen[key_node.value] = line
+                stack.append(value_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def _line_numbers(node) -> dict[tuple, int]:
@@ -94,8 +144,11 @@ def parse_override(text: str) -> tuple[str, str | None, Any]:
 
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
-    """Read, override, validate and resolve a config file into a plain nested dict."""
+def load_config(path: str | Path, overrides: list[str] = (), check_files: bool = False) -> dict:
+    """Read, override, validate and resolve a config file into a plain nested dict.
+
+    `check_files`: also check that every path key names an existing file (what a run needs; `config
+    show` and the tests of config rules do without)."""
     raw, source = _read_yaml(Path(path))
     set_keys: dict[tuple, str] = {}  # keys given by an override -> the override text
     for text in overrides:
@@ -109,10 +162,10 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> dict:
             raw[section] = dict(raw[section] or {})
             raw[section][key] = value
         set_keys[(section,) if key is None else (section, key)] = text
-    return resolve(raw, source, set_keys)
+    return resolve(raw, source, set_keys, check_files)
 
 
-def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
+def resolve(raw: dict, source: _Source, set_keys: dict | None = None, check_files: bool = False) -> dict:
     """Validate `raw` (as read from YAML) against the task's schema; fill defaults."""
     set_keys = set_keys or {}
 
@@ -142,7 +195,75 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
     _drop_inapplicable(cfg, raw, schema, where)
     check_model(cfg, where)
     task_module(task).check(cfg, where)
+    check_values(cfg, where, check_files)
     return cfg
+
+
+# --------------------------------------------------------------------------- checks of values
+PATH_KEYS = ("data.path", "data.train", "data.val", "data.test", "data.source_path", "data.target_path",
+             "data.vectors", "model.embeddings")  # each names a file (or a list of files) to read
+NAME_MAX = 255  # bytes in one file name on ext4, APFS, NTFS and most other filesystems
+
+
+def check_values(cfg: dict, where, check_files: bool) -> None:
+    """What one key's type and range cannot say: encodings exist, run names fit a filesystem, the run
+    has an end, and (with `check_files`) every path key names a readable file."""
+    encoding = cfg["data"].get("encoding")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+            b"\n\n\n\n".decode(encoding)  # and it decodes bytes to text (rot13, base64, hex do not)
+        except UnicodeError:
+            pass  # a real text codec that wants other bytes (e.g. utf-16 without a BOM)
+        except (LookupError, ValueError):  # ValueError: a NUL inside the name
+            raise ConfigError(f"{where('data', 'encoding')}: data.encoding = {encoding!r} is not a text encoding "
+                              f"Python knows (e.g. utf-8, latin-1, cp1252, utf-16)") from None
+    _check_run_name(cfg["run"]["name"], where("run", "name"))
+    t = cfg["trainer"]
+    if t.get("epochs", 1) is None and t.get("max_steps") is None:
+        raise ConfigError(f"{where('trainer', 'epochs')}: trainer.epochs and trainer.max_steps are both null: "
+                          f"set one of them, or the run would never end")
+    if check_files:
+        for dotted in PATH_KEYS:
+            section, key = dotted.split(".")
+            value = cfg[section].get(key)
+            folder_ok = section == "data" and cfg["data"].get("format") == "per_class"  # a folder of class files
+            for path in [value] if isinstance(value, str) else value or []:
+                _check_file(path, dotted, where(section, key), folder_ok)
+
+
+def _check_run_name(name: str | None, where: str) -> None:
+    if name is None:
+        return
+    problem = None
+    if not name.strip() or name in (".", ".."):
+        problem = "is not a directory name"
+    elif "\0" in name or any(ord(c) < 32 for c in name):
+        problem = "holds a control character (NUL, newline, ...)"
+    elif "/" in name or "\\" in name:
+        problem = "holds a path separator; put parent folders in run.dir"
+    elif len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
+        problem = f"is longer than {NAME_MAX} bytes, the most a file name may have"
+    if problem:
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise ConfigError(f"{where}: run.name = {shown!r} {problem}")
+
+
+def _check_file(path: str, key: str, where: str, folder_ok: bool = False) -> None:
+    p = Path(path)
+    if not path.strip():
+        raise ConfigError(f"{where}: {key} is empty; expected a file path")
+    if "\0" in path:
+        raise ConfigError(f"{where}: {key} = {path!r} holds a NUL byte")
+    try:
+        is_dir = p.is_dir()
+        p.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {key} = '{path}': no such file (relative paths start at {Path.cwd()})") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: {key} = '{path}': {e.strerror or e}") from None
+    if is_dir and not folder_ok:
+        raise ConfigError(f"{where}: {key} = '{path}' is a directory; expected a file")
 
 
 def _resolve_section(section: str, values: dict, fields: dict[str, Field], where) -> dict:
@@ -155,6 +276,7 @@ def _resolve_section(section: str, values: dict, fields: dict[str, Field], where
     out = {}
     for key, field in fields.items():
         if key in values:
+            field = bounded(key, field)
             value = _renamed(values[key], field, where(section, key), f"{section}.{key}")
             out[key] = coerce(value, field, f"{where(section, key)}: {section}.{key}")
         else:
@@ -184,10 +306,19 @@ def upgrade(cfg: dict) -> dict:
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in cfg.items()}
     for section in SECTIONS:
         for key, field in schema[section].items():
-            value = out.get(section, {}).get(key)
+            values = out.get(section)
+            value = values.get(key) if isinstance(values, dict) else None
             if field.renamed and isinstance(value, str) and value in field.renamed:
                 out[section][key] = field.renamed[value]
     return out
+
+
+def resolve_saved(cfg: dict, origin: str) -> dict:
+    """A config rnncli saved (in a checkpoint or run directory), upgraded and validated like a file:
+    a damaged one is a ConfigError naming `origin`."""
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{origin}: the saved config is a {type(cfg).__name__}, not a mapping")
+    return resolve(upgrade(cfg) if cfg.get("task") in TASK_NAMES else cfg, _Source(origin, {}))
 
 
 def _drop_inapplicable(cfg: dict, raw: dict, schema: Schema, where) -> None:
@@ -195,7 +326,8 @@ def _drop_inapplicable(cfg: dict, raw: dict, schema: Schema, where) -> None:
         for key, field in schema[section].items():
             if field.when is None or field.when(cfg):
                 continue
-            if key in (raw.get(section) or {}):
+            given = raw.get(section) or {}
+            if key in given and not (given[key] is None and field.default is None):  # `val: null`: harmless
                 raise ConfigError(
                     f"{where(section, key)}: key '{section}.{key}' has no effect here: it applies only when "
                     f"{field.when_text}. Remove it."

@@ -9,7 +9,7 @@ validates a YAML file against the task's schema. `recurrent_kwargs` is the one p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
@@ -187,3 +187,34 @@ RUN_FIELDS: dict[str, Field] = {
                          "scalar, and at each validation samples, attention, gate histograms and gradient flow "
                          "(pip install 'rnncli[tensorboard]')"),
 }
+
+
+# --------------------------------------------------------------------------- upper bounds
+# Every number a config accepts is bounded, so that no value reaches torch or Python as an
+# OverflowError, an inf or a allocation no machine can make. A field's own min/max win; these
+# fill in what a field leaves open. The bounds are generous (far past any published RNN) but
+# each fits one real machine:
+LIMITS: dict[str, tuple[float, float]] = {
+    # widths: an LSTM's W_hh at 32,768 units is 4 x 32,768^2 fp32 = 16 GiB, what one large
+    # accelerator holds with its gradient and Adam state still to come
+    "hidden_size": (1, 32_768), "decoder_hidden_size": (1, 32_768), "embedding_dim": (1, 32_768),
+    "char_embedding_dim": (1, 32_768), "char_hidden_size": (1, 32_768),
+    "num_layers": (1, 256), "decoder_num_layers": (1, 256), "char_kernel_size": (1, 256),  # deeper never trains
+    "batch_size": (1, 1_048_576),  # 2^20 sequences per step
+    "bptt": (1, 1_048_576), "T": (2, 1_048_576),  # 2^20 time steps per window / sequence
+    # seeds: Python's, torch's and numpy's generators all take 0 .. 2^32-1 on every platform
+    "seed": (0, 2**32 - 1), "split_seed": (0, 2**32 - 1),
+    # an initial forget bias past +-100 saturates sigmoid in every precision (and 1e300 is inf in fp32)
+    "forget_bias": (-100.0, 100.0),
+    "lr": (0.0, 1e3),
+}
+MAX_COUNT = 10**12  # any other integer (steps, epochs, sizes of sets, lengths): more than a run ever does
+MAX_FLOAT = 1e12  # any other number: finite in fp32 (3.4e38) with room for the arithmetic done on it
+
+
+def bounded(key: str, field: Field) -> Field:
+    """`field` with a lower and upper bound on every number: its own, else LIMITS, else the defaults."""
+    if field.kind not in ("int", "float", "floats"):
+        return field
+    low, high = LIMITS.get(key, (-MAX_COUNT, MAX_COUNT) if field.kind == "int" else (-MAX_FLOAT, MAX_FLOAT))
+    return replace(field, min=low if field.min is None else field.min, max=high if field.max is None else field.max)

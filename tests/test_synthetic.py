@@ -116,7 +116,7 @@ def test_synthetic_tasks_cannot_score_a_file(tmp_path, module):
 def test_data_keys_are_validated(tmp_path):
     cfg = synthetic_config(tmp_path, "adding")
     cfg["data"]["T"] = 1
-    with pytest.raises(ConfigError, match=r"data\.T = 1: expected an integer >= 2"):
+    with pytest.raises(ConfigError, match=r"data\.T = 1: expected an integer in \[2, 1048576\]"):
         load_config(write_config(tmp_path, cfg))
     cfg["data"] = {"path": "x.txt"}
     with pytest.raises(ConfigError, match="unknown key 'path' in section 'data'"):

@@ -68,17 +68,24 @@ def detokenize(tokens: list[str], tokenizer: str) -> str:
 
 # --------------------------------------------------------------------------- readers
 def _read_lines(path: str, encoding: str) -> list[str]:
+    """Lines split on \\n only (a CRLF ending loses its \\r; a lone \\r stays inside its line, as
+    the other readers read it, so two aligned files stay aligned)."""
     try:
-        text = Path(path).read_text(encoding=encoding)
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory, expected a text file") from None
+    try:
+        lines = data.decode(encoding).split("\n")
     except UnicodeDecodeError as e:
-        line = text_line_of(Path(path).read_bytes(), e.start)
+        line = text_line_of(data, e.start)
         raise DataError(f"{path}:{line}: not valid {encoding} text (set data.encoding)") from None
-    lines = text.split("\n")
+    except LookupError:
+        raise DataError(f"{path}: unknown encoding '{encoding}' (data.encoding)") from None
     if lines and lines[-1] == "":
         lines.pop()
-    return [line.rstrip("\r") for line in lines]
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def text_line_of(data: bytes, offset: int) -> int:

@@ -7,7 +7,8 @@
 
 Files are decoded strictly (`read_text`) and split on `\\n` only: real sentences contain U+0085,
 which `str.splitlines()` would treat as a line break. Blank lines are ignored. A malformed line
-(too few columns, empty text or label) is an error naming `file:line` and what was found; with
+(too few columns, another number of columns than the header or first row has, e.g. from a tab
+inside a text; empty text or label) is an error naming `file:line` and what was found; with
 `skip_bad_lines` it is skipped instead and one warning per file gives the count.
 
 `split_examples` cuts one list of examples into train/val/test with a seeded shuffle.
@@ -81,6 +82,7 @@ def read_table(path: str | Path, fmt: TableFormat, encoding: str = "utf-8",
     reader = csv.reader(lines, delimiter=fmt.delimiter, quoting=quoting, strict=True)
     bad = _BadLines(path, skip_bad_lines)
     columns = None if fmt.header else (fmt.text_column, fmt.label_column)
+    width = None  # (columns, line) of the header or the first row: every row must have as many
     examples, line = [], 1
     while True:
         try:
@@ -93,7 +95,12 @@ def read_table(path: str | Path, fmt: TableFormat, encoding: str = "utf-8",
         if not any(field.strip() for field in row):
             continue
         if columns is None:
-            columns = _header_columns(path, start, row, fmt)
+            columns, width = _header_columns(path, start, row, fmt), (len(row), start)
+            continue
+        width = width or (len(row), start)
+        if len(row) != width[0] and len(row) > max(columns):  # too few columns: _example says which
+            bad.bad(start, f"{len(row)} columns, but line {width[1]} has {width[0]} (a stray "
+                           f"{'tab' if fmt.delimiter == chr(9) else repr(fmt.delimiter)} inside a text?)")
             continue
         example = _example(row, columns, f"{path}:{start}", lambda what: bad.bad(start, what))
         if example is not None:

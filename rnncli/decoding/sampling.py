@@ -10,9 +10,10 @@ import torch
 from rnncli.errors import ArgumentError
 
 
-def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    """An `ArgumentError` naming the first sampling argument out of range."""
-    if not temperature > 0:
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None, greedy: bool = False) -> None:
+    """An `ArgumentError` naming the first sampling argument out of range (greedy decoding ignores the
+    temperature, so `temperature=0` with `greedy` is fine: it is what "temperature 0" means)."""
+    if not greedy and not temperature > 0:
         raise ArgumentError("temperature", f"must be > 0 (got {temperature}); greedy decoding takes the argmax")
     if top_k is not None and top_k < 1:
         raise ArgumentError("top_k", f"must be >= 1 (got {top_k})")

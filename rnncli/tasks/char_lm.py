@@ -36,6 +36,8 @@ def _has_path(cfg: dict) -> bool:
     return cfg["data"].get("path") is not None
 
 
+# data.path is cut into data.split: a data.val / data.test beside it would be ignored, so it is an error
+_SPLIT_FILES = dict(when=lambda c: not _has_path(c), when_text="data.path is not set (data.path is cut by data.split)")
 SCHEMA = {
     "data": {
         "path": Field("str", None, "one text file, cut in order into `split` fractions", nullable=True),
@@ -44,8 +46,8 @@ SCHEMA = {
             when=_has_path, when_text="data.path is set",
         ),
         "train": Field("str", None, "training text file (instead of `path`)", nullable=True),
-        "val": Field("str", None, "validation text file", nullable=True),
-        "test": Field("str", None, "test text file", nullable=True),
+        "val": Field("str", None, "validation text file", nullable=True, **_SPLIT_FILES),
+        "test": Field("str", None, "test text file", nullable=True, **_SPLIT_FILES),
         "encoding": Field("str", "utf-8", "text encoding of the files"),
     },
     "model": {
@@ -207,12 +209,23 @@ def stream_losses(model: CharLM, ids: torch.Tensor, batch_size: int, bptt: int) 
 def build(cfg: dict, device: torch.device) -> CharLMTask:
     """Config -> data, vocabulary, model and task, ready to train."""
     texts = load_splits(cfg["data"])
-    if len(texts["train"]) < 2:
-        raise DataError("the training text is empty (check data.path / data.split)")
+    _check_lengths(texts, cfg["trainer"]["batch_size"])
     vocab = CharVocab.from_texts(*texts.values())
     splits = {s: vocab.encode(t).to(device) for s, t in texts.items() if t}
     model = build_model(len(vocab), cfg["model"]).to(device)
     return CharLMTask(model, vocab, cfg["data"], splits, cfg["trainer"]["batch_size"], cfg["trainer"]["bptt"])
+
+
+def _check_lengths(texts: dict[str, str], batch_size: int) -> None:
+    """Found when the data is read, not at the first validation: enough text for the batches."""
+    n = len(texts["train"])
+    if n < 2 * batch_size:  # each of the batch_size streams needs an input and a next character
+        raise DataError(f"the training text has {n} characters, too few for trainer.batch_size = {batch_size} "
+                        f"streams of at least 2 characters each (need {2 * batch_size}): give more text or "
+                        f"lower trainer.batch_size (check data.path / data.split)")
+    if len(texts.get("val", "")) < 2:
+        raise DataError(f"the validation text has {len(texts.get('val', ''))} characters; it needs at least 2 "
+                        f"(check data.val, or data.split for data.path)")
 
 
 def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device) -> CharLMTask:
@@ -234,7 +247,9 @@ def generate(model: CharLM, vocab: CharVocab, prompt: str, length: int, temperat
     `Stepper` step (rnncli/nn/stepper.py) instead of a length-1 model forward: 5-13x the chars/s
     for a 2x512 LSTM on 2 CPU cores, same samples (benchmarks/generation_speed.py).
     """
-    check_sampling(temperature, top_k, top_p)
+    check_sampling(temperature, top_k, top_p, greedy)
+    if seed is not None and not 0 <= seed < 2**64:  # what a torch.Generator takes
+        raise ArgumentError("seed", f"must be in [0, 2**64 - 1] (got {seed})")
     if length < 0:
         raise ArgumentError("length", f"must be >= 0 (got {length})")
     if not prompt:

@@ -62,6 +62,8 @@ def _has_embeddings(cfg: dict) -> bool:
     return cfg["model"].get("embeddings") is not None
 
 
+# data.path is cut into data.split: a data.val / data.test beside it would be ignored, so it is an error
+_SPLIT_FILES = dict(when=lambda c: not _has_path(c), when_text="data.path is not set (data.path is cut by data.split)")
 _TABLE = dict(when=_is_table, when_text="data.format is tsv or csv")
 SCHEMA = {
     "data": {
@@ -73,8 +75,8 @@ SCHEMA = {
         "split_seed": Field("int", 1234, "shuffle seed of the split (independent of trainer.seed)",
                             when=_has_path, when_text="data.path is set"),
         "train": Field("strs", None, "training file(s) (instead of `path`)", nullable=True),
-        "val": Field("strs", None, "validation file(s)", nullable=True),
-        "test": Field("strs", None, "test file(s)", nullable=True),
+        "val": Field("strs", None, "validation file(s)", nullable=True, **_SPLIT_FILES),
+        "test": Field("strs", None, "test file(s)", nullable=True, **_SPLIT_FILES),
         "text_column": Field("int|str", 0, "text column: 0-based index, or header name", **_TABLE),
         "label_column": Field("int|str", 1, "label column: 0-based index, or header name", **_TABLE),
         "header": Field("bool", False, "the first row names the columns", **_TABLE),
@@ -327,8 +329,11 @@ def build(cfg: dict, device: torch.device) -> ClassifyTask:
     """Config -> data, vocabulary, labels, model and task, ready to train."""
     d, m = cfg["data"], cfg["model"]
     examples = load_splits(d)
-    if not examples["train"]:
-        raise DataError("the training split is empty (check data.path / data.split / data.train)")
+    for split in ("train", "val"):  # found now, not at the first validation
+        if not examples.get(split):
+            raise DataError(f"the {'training' if split == 'train' else 'validation'} split is empty (check "
+                            f"data.path / data.split / data.{split}: {len(sum(examples.values(), []))} examples "
+                            f"in all)")
     labels = _label_order(e.label for e in examples["train"])
     if len(labels) < 2:
         raise DataError(f"the training data has only one label ({labels[0]!r}); a classifier needs at least two "

@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
+from rnncli.data import scheme_check
 from rnncli.data import tags as tagging
 from rnncli.data.batching import shuffled_batches, split_index
 from rnncli.data.conll import read_conll
@@ -130,9 +131,20 @@ class Vocabs:
         return cls(Vocab(s["words"]), Vocab(s["chars"]), s["tags"], s["scheme"], s["train_scheme"], s["lowercase"])
 
 
-def read_split(path: str, d: dict) -> tuple[list[list[str]], list[list[str]]]:
+def read_split(path: str, d: dict, scheme: str | None = None,
+               why: str = "") -> tuple[list[list[str]], list[list[str]]]:
+    """(tokens, tags) of a CoNLL file; with `scheme`, a tag the scheme lacks is a DataError here."""
     sentences = read_conll(path, d["token_column"], d["tag_column"], d["encoding"])
+    if scheme is not None:
+        scheme_check.check_file(sentences, path, scheme, why)
     return [s.tokens for s in sentences], [s.tags for s in sentences]
+
+
+def files_scheme(d: dict) -> tuple[str, str]:
+    """(scheme, why) of the run's files: data.scheme, or detected from the training file."""
+    if d["scheme"]:
+        return d["scheme"], "data.scheme"
+    return scheme_check.detect(read_conll(d["train"], d["token_column"], d["tag_column"], d["encoding"]), d["train"])
 
 
 def build_vocabs(tokens: list[list[str]], gold: list[list[str]], d: dict) -> Vocabs:
@@ -202,7 +214,9 @@ class NERTask:
     def load_data(self, data_file: str | None = None) -> None:
         d = self.data
         files = {"file": data_file} if data_file else {s: d[s] for s in SPLITS if d[s] is not None}
-        self.splits = {s: self.vocabs.encode(*read_split(path, d)) for s, path in files.items()}
+        why = f"the scheme {self.vocabs.scheme} this run was trained with"
+        self.splits = {s: self.vocabs.encode(*read_split(path, d, self.vocabs.scheme, why))
+                       for s, path in files.items()}
 
     def num_train_batches(self) -> int:
         return -(-len(self.splits["train"].words) // self.batch_size)
@@ -344,8 +358,9 @@ def _vectors(d: dict, vocabs: Vocabs, tokens: list[list[str]], embedding_dim: in
 def build(cfg: dict, device: torch.device) -> NERTask:
     """Config -> data, vocabularies, model and task, ready to train."""
     d, t = cfg["data"], cfg["trainer"]
-    raw = {s: read_split(d[s], d) for s in SPLITS if d[s] is not None}
-    vocabs = build_vocabs(*raw["train"], d)
+    scheme, why = files_scheme(d)  # every file is checked against it as it is read
+    raw = {s: read_split(d[s], d, scheme, why) for s in SPLITS if d[s] is not None}
+    vocabs = build_vocabs(*raw["train"], {**d, "scheme": scheme})
     splits = {s: vocabs.encode(*raw[s]) for s in raw}
     splits["train"].tags = _train_tags(vocabs, raw["train"][1])
     vectors = _vectors(d, vocabs, raw["train"][0], cfg["model"]["embedding_dim"], t["seed"])

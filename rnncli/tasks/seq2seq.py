@@ -42,20 +42,25 @@ def _one_corpus(cfg: dict) -> bool:
     return cfg["data"].get("path") is not None or cfg["data"].get("source_path") is not None
 
 
+# keys that would be silently ignored by some corpus layouts apply only to the others
+_SPLIT_FILES = dict(when=lambda c: not _one_corpus(c),
+                    when_text="data.train is set (data.path and data.source_path are cut by data.split)")
+_TSV = dict(when=lambda c: c["data"].get("source_path") is None,
+            when_text="the corpus is a TSV (data.path or data.train), not data.source_path + data.target_path")
 SCHEMA = {
     "data": {
         "path": Field("str", None, "one TSV corpus, cut by `split`", nullable=True),
         "source_path": Field("str", None, "source side of a two-file corpus (line-aligned)", nullable=True),
         "target_path": Field("str", None, "target side of a two-file corpus", nullable=True),
         "train": Field("str", None, "training TSV (instead of path)", nullable=True),
-        "val": Field("str", None, "validation TSV", nullable=True),
-        "test": Field("str", None, "test TSV", nullable=True),
+        "val": Field("str", None, "validation TSV", nullable=True, **_SPLIT_FILES),
+        "test": Field("str", None, "test TSV", nullable=True, **_SPLIT_FILES),
         "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions after a seeded shuffle", min=0, max=1,
                        when=_one_corpus, when_text="data.path or data.source_path is set"),
         "split_seed": Field("int", 0, "seed of the shuffle before the split", when=_one_corpus,
                             when_text="data.path or data.source_path is set"),
-        "source_column": Field("int", 0, "TSV column of the source sentence (0-based)", min=0),
-        "target_column": Field("int", 1, "TSV column of the target sentence (0-based)", min=0),
+        "source_column": Field("int", 0, "TSV column of the source sentence (0-based)", min=0, **_TSV),
+        "target_column": Field("int", 1, "TSV column of the target sentence (0-based)", min=0, **_TSV),
         "encoding": Field("str", "utf-8", "text encoding of the files"),
         "normalize": Field("str", "NFKC", "unicode normalisation", choices=parallel.NORMALIZATIONS),
         "lowercase": Field("bool", True, "lowercase both sides"),
@@ -87,7 +92,8 @@ SCHEMA = {
         "teacher_forcing_min": Field("float", 0.0, "floor of the decayed ratio", min=0, max=1),
         "metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
         "beam_size": Field("int", 1, "beam used by validation decoding (1: greedy)", min=1),
-        "length_penalty": Field("float", 0.0, "GNMT length penalty alpha", min=0),
+        "length_penalty": Field("float", 0.0, "GNMT length penalty alpha", min=0,
+                                when=lambda c: c["trainer"]["beam_size"] > 1, when_text="trainer.beam_size > 1"),
         "max_length_ratio": Field("float", 2.0, "max output tokens = ratio * source tokens + extra", min=0),
         "max_length_extra": Field("int", 5, "see max_length_ratio", min=0),
     },
@@ -132,7 +138,7 @@ class Pairs:
 
 def _raw_pairs(d: dict, split_name: str | None = None, path: str | None = None) -> list[tuple[str, str]]:
     if path is not None:
-        return parallel.read_tsv(path, d["source_column"], d["target_column"], d["encoding"])
+        return parallel.read_tsv(path, d.get("source_column", 0), d.get("target_column", 1), d["encoding"])
     if d["source_path"] is not None:
         return parallel.read_aligned(d["source_path"], d["target_path"], d["encoding"])
     return parallel.read_tsv(d["path"] if split_name is None else d[split_name], d["source_column"],
@@ -310,7 +316,9 @@ class Seq2SeqTask:
         return self.splits[split]
 
     def option(self, key: str):
-        return self.decode_options.get(key) if self.decode_options.get(key) is not None else self.t[key]
+        if self.decode_options.get(key) is not None:
+            return self.decode_options[key]
+        return self.t.get(key, SCHEMA["trainer"][key].default)  # a key that did not apply to the config
 
     def decode(self, sources: list[list[str]], n_best: int = 1) -> list[list[Hypothesis]]:
         """Token lists -> n-best hypotheses each, in input order."""

@@ -47,7 +47,7 @@ def compare(config: str, cells: list[str], seeds: int = 3, overrides: list[str] 
     check_cells(cells)
     if seeds < 1:
         raise ArgumentError("seeds", f"must be >= 1 (got {seeds})")
-    base = load_config(config, list(overrides))
+    base = load_config(config, list(overrides), check_files=True)
     out = Path(out_dir) if out_dir else Path(base["run"]["dir"]) / f"compare-{Path(config).stem}"
     runs_dir = out / "runs"
     first_seed = base["trainer"]["seed"]

@@ -101,7 +101,7 @@ def diagnose(source: str, overrides: list[str] = (), batch_size: int = 32, out_d
         trained.load_data()
         default_out = path / "diagnose"
     elif path.is_file():
-        cfg, trained, ckpt = load_config(source, overrides), None, None
+        cfg, trained, ckpt = load_config(source, overrides, check_files=True), None, None
         default_out = Path(cfg["run"]["dir"]) / f"diagnose-{cfg['task']}-{cfg['model']['cell']}"
     else:
         raise RunError(f"{source}: no such config file or run directory")

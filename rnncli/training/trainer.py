@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from rnncli.errors import TrainingError
-from rnncli.training import checkpoint, distributed, precision
+from rnncli.errors import RnncliError, TrainingError
+from rnncli.training import checkpoint, distributed, precision, rundir
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
 from rnncli.training.step import Diverged, TrainingStep
@@ -94,7 +94,7 @@ class MetricsLog:
         if not self.enabled:
             return
         if resume_step is not None and path.exists():  # drop records past the checkpoint
-            kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
+            kept = rundir.metrics_up_to(path, resume_step)
             path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None:
             path.write_text("")
@@ -150,6 +150,8 @@ class Trainer:
         self.dist = distributed.context()
         self.show_progress = show_progress and self.dist.main
         n = task.num_train_batches()
+        if n == 0:
+            raise TrainingError("the training data makes no batch (too little data for trainer.batch_size?)")
         total = (self.t["epochs"] or math.inf) * n
         self.total_steps = int(min(total, self.t["max_steps"] or math.inf))
         if self.total_steps == 0 or math.isinf(total) and not self.t["max_steps"]:
@@ -331,8 +333,15 @@ class Trainer:
 
     def _score_and_save(self, ranks: dict | None) -> tuple[bool, float]:
         s, t = self.state, self.t
-        with self._autocast():
-            metrics = self.task.evaluate("val")
+        try:
+            with self._autocast():
+                metrics = self.task.evaluate("val")
+        except BaseException as e:  # a bad validation file or a Ctrl-C: keep the epoch's work first
+            self._save("last", ranks)
+            if isinstance(e, RnncliError):
+                raise TrainingError(f"validation at step {s.step} failed: {e}. The training so far is saved in "
+                                    f"{self.run_dir / 'last.pt'}; fix the problem and resume that run") from None
+            raise
         value = metrics[self.task.metric]
         better = (lambda a, b: a > b) if self.task.higher_is_better else (lambda a, b: a < b)
         improved = s.best is None or better(value, s.best)
