@@ -18,7 +18,7 @@ from typing import Callable
 
 import yaml
 
-from rnncli.config import dump_config, load_config, upgrade
+from rnncli.config import describe_keys, dump_config, load_config, parse_override, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
@@ -32,8 +32,14 @@ SPLITS = ("val", "test", "train")
 _FIXED_ON_RESUME = ("task", "data", "model", "trainer.batch_size", "trainer.bptt", "trainer.seed")
 
 
-def show_config(config_path: str, overrides: list[str] = ()) -> str:
-    return dump_config(load_config(config_path, overrides))
+def show_config(config_path: str | dict, overrides: list[str] = (), comments: bool = False) -> str:
+    """The resolved config as YAML (block style); `comments`: each key's help as a comment."""
+    return dump_config(load_config(config_path, overrides), comments)
+
+
+def config_keys(task: str) -> list[dict]:
+    """Every config key of `task`: {key, type, default, allowed, applies, help}, in section order."""
+    return describe_keys(task)
 
 
 def run_directory(cfg: dict) -> Path:
@@ -41,9 +47,10 @@ def run_directory(cfg: dict) -> Path:
     return Path(cfg["run"]["dir"]) / name
 
 
-def train(config_path: str | None = None, overrides: list[str] = (), resume: str | None = None,
+def train(config_path: str | dict | None = None, overrides: list[str] = (), resume: str | None = None,
           show_progress: bool = True) -> dict:
-    """Train from a config (or continue `resume`, a run directory); returns the summary dict."""
+    """Train from a config file or dict (or continue `resume`, a run directory); returns the summary
+    {status, steps, epochs, best_val_<metric>, best_step, run_dir}."""
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
@@ -51,10 +58,14 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     if resume is not None:
         run_dir = Path(resume)
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
-        cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
-        _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
+        saved = upgrade(ckpt["config"])
+        cfg = _saved_config(run_dir, overrides)
+        if config_path is not None:
+            label = config_path if isinstance(config_path, str) else "the config given"
+            _check_same_as_saved(saved, load_config(config_path, overrides), overrides, label, run_dir)
+        _check_resumable(saved, cfg, run_dir)
     else:
-        cfg = load_config(config_path, overrides)
+        cfg = load_config(config_path, overrides, check_files=True)
         run_dir = run_directory(cfg)
         _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
     seed_everything(cfg["trainer"]["seed"])
@@ -62,7 +73,8 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
     task = task_spec(cfg["task"]).module.build(cfg, device)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
-    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+    label = config_path if isinstance(config_path, str) else "config" if config_path else str(run_dir / "config.yaml")
+    trainer = Trainer(task, cfg, run_dir, label, show_progress)
     if ckpt is not None:
         trainer.restore(ckpt)
     summary = trainer.fit(resumed=ckpt is not None)
@@ -70,7 +82,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
-    return load_config(run_dir / "config.yaml", overrides)
+    return load_config(run_dir / "config.yaml", overrides, check_files=True)
 
 
 def _flatten(cfg: dict) -> dict:
@@ -81,6 +93,20 @@ def _flatten(cfg: dict) -> dict:
         else:
             flat[key] = value
     return flat
+
+
+def _check_same_as_saved(saved: dict, given: dict, overrides: list[str], config_path: str, run_dir: Path) -> None:
+    """A config given with `resume` must say what the run says, except the keys `overrides` set
+    (they change the run on purpose) and the `run` section (the run directory is `resume`)."""
+    set_keys = {".".join(k for k in parse_override(o)[:2] if k) for o in overrides}
+    old, new = _flatten(saved), _flatten(given)
+    differ = sorted(k for k in old.keys() | new.keys()
+                    if old.get(k) != new.get(k) and k not in set_keys and not k.startswith("run."))
+    if differ:
+        detail = "; ".join(f"{k}: {old.get(k)!r} in the run, {new.get(k)!r} in {config_path}" for k in differ)
+        raise RunError(f"cannot resume {run_dir} with {config_path}: it differs from the run's saved config in "
+                       f"{detail}. Resume without a config file (the run's own config.yaml is used), or change "
+                       f"these keys with explicit overrides")
 
 
 def _check_resumable(saved: dict, new: dict, run_dir: Path) -> None:

@@ -113,7 +113,7 @@ def trained_run(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("ner")
     try:
-        yield api.train(str(write_config(tmp, ner_config(tmp))), show_progress=False)["run directory"]
+        yield api.train(str(write_config(tmp, ner_config(tmp))), show_progress=False)["run_dir"]
     finally:
         torch.set_num_threads(threads)
 

@@ -71,7 +71,7 @@ def _read_lines(path: str, encoding: str) -> list[str]:
     try:
         text = Path(path).read_text(encoding=encoding)
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
+        raise DataError(f"data file not found: {Path(path).absolute()}") from None
     except UnicodeDecodeError as e:
         line = text_line_of(Path(path).read_bytes(), e.start)
         raise DataError(f"{path}:{line}: not valid {encoding} text (set data.encoding)") from None

@@ -29,7 +29,7 @@ from rnncli.data.batching import bucketed_batches, length_sorted_batches
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
 from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
-from rnncli.metrics import translation_metrics
+from rnncli.metrics import bleu_possible, translation_metrics
 from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
 from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
@@ -44,12 +44,12 @@ def _one_corpus(cfg: dict) -> bool:
 
 SCHEMA = {
     "data": {
-        "path": Field("str", None, "one TSV corpus, cut by `split`", nullable=True),
-        "source_path": Field("str", None, "source side of a two-file corpus (line-aligned)", nullable=True),
-        "target_path": Field("str", None, "target side of a two-file corpus", nullable=True),
-        "train": Field("str", None, "training TSV (instead of path)", nullable=True),
-        "val": Field("str", None, "validation TSV", nullable=True),
-        "test": Field("str", None, "test TSV", nullable=True),
+        "path": Field("str", None, path=True, help="one TSV corpus, cut by `split`", nullable=True),
+        "source_path": Field("str", None, path=True, help="source side of a two-file corpus (line-aligned)", nullable=True),
+        "target_path": Field("str", None, path=True, help="target side of a two-file corpus", nullable=True),
+        "train": Field("str", None, path=True, help="training TSV (instead of path)", nullable=True),
+        "val": Field("str", None, path=True, help="validation TSV", nullable=True),
+        "test": Field("str", None, path=True, help="test TSV", nullable=True),
         "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions after a seeded shuffle", min=0, max=1,
                        when=_one_corpus, when_text="data.path or data.source_path is set"),
         "split_seed": Field("int", 0, "seed of the shuffle before the split", when=_one_corpus,
@@ -85,7 +85,7 @@ SCHEMA = {
         "teacher_forcing": Field("float", 1.0, "probability of feeding the gold previous token", min=0, max=1),
         "teacher_forcing_decay": Field("float", 0.0, "subtracted from teacher_forcing each epoch", min=0, max=1),
         "teacher_forcing_min": Field("float", 0.0, "floor of the decayed ratio", min=0, max=1),
-        "metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
+        "best_metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
         "beam_size": Field("int", 1, "beam used by validation decoding (1: greedy)", min=1),
         "length_penalty": Field("float", 0.0, "GNMT length penalty alpha", min=0),
         "max_length_ratio": Field("float", 2.0, "max output tokens = ratio * source tokens + extra", min=0),
@@ -388,9 +388,13 @@ def build(cfg: dict, device: torch.device) -> Seq2SeqTask:
     splits = load_splits(cfg["data"])
     if "val" not in splits:
         raise DataError("the corpus has no validation pairs (check data.split / data.val)")
+    metric = cfg["trainer"]["best_metric"]
+    tokenizer = cfg["data"]["target_tokenizer"]
+    if metric == "bleu" and not bleu_possible([parallel.detokenize(t, tokenizer) for t in splits["val"].tgt]):
+        raise ConfigError("trainer.best_metric = bleu, but no validation target has 4 words, so 4-gram BLEU is 0 "
+                          "by construction: pick exact_match, chrf or token_accuracy")
     vocabs = Vocabs.build(splits["train"], cfg["data"]["min_freq"], cfg["data"]["shared_vocab"])
     model = build_model(vocabs, cfg["model"]).to(device)
-    metric = cfg["trainer"]["metric"]
     return Seq2SeqTask(model, vocabs, splits, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 
@@ -399,7 +403,7 @@ def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device
     vocabs = Vocabs.from_state(task_state)
     model = build_model(vocabs, cfg["model"]).to(device)
     model.load_state_dict(model_state)
-    metric = cfg["trainer"]["metric"]
+    metric = cfg["trainer"]["best_metric"]
     return Seq2SeqTask(model, vocabs, {}, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 

@@ -33,7 +33,7 @@ def bench(config_path: str, overrides: list[str] = (), steps: int = 10, warmup: 
         raise ArgumentError("steps", f"must be >= 1 (got {steps})")
     if warmup < 0:
         raise ArgumentError("warmup", f"must be >= 0 (got {warmup})")
-    cfg = load_config(config_path, overrides)
+    cfg = load_config(config_path, overrides, check_files=True)
     seed_everything(cfg["trainer"]["seed"])
     device = select_device(cfg["trainer"]["device"])
     prec = cfg["trainer"]["precision"]

@@ -2,8 +2,8 @@
 
 Reading order: `Trainer.fit` runs epochs of `_train_step`s (each one `TrainingStep`,
 rnncli/training/step.py, the step `rnncli bench` times too, plus schedule and logging); every
-`val_every` steps (and at each epoch end) `_validate` scores the model, keeps `best.pt` and
-`last.pt`, and decides on early stopping. Everything the loop needs from a task is the `Task`
+`val_every` steps (or at each epoch end: `val_every: epoch`) and after the last step, `_validate`
+scores the model, keeps `best.pt` and `last.pt`, and decides on early stopping. Everything the loop needs from a task is the `Task`
 protocol (rnncli/tasks/base.py).
 
 Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from rnncli.errors import TrainingError
+from rnncli.nn import fused_cpu
 from rnncli.training import checkpoint, precision
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
@@ -170,10 +171,15 @@ class Trainer:
     # ---- main loop
     def fit(self, resumed: bool = False) -> dict:
         s = self.state
+        done = self._done() if resumed else None
+        self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress,
+                                 epochs=math.ceil(self.total_steps / self.task.num_train_batches()))
+        if done is not None:
+            return self._finish("already " + done)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
+        self._report_fast_paths()  # may compile the C++ kernels (once): before the clock and the bar start
         self._started = time.perf_counter() - s.elapsed
-        self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
-        self._report_fast_paths()
+        self.progress.start()
         stopped = "finished"
         try:
             with _StopOnSignal() as stop:
@@ -183,7 +189,8 @@ class Trainer:
         return self._finish(stopped)
 
     def _epochs(self, stop: _StopOnSignal) -> str:
-        s, t = self.state, self.t
+        s, every = self.state, self.t["val_every"]
+        validated = None  # the step of the last validation
         while s.step < self.total_steps:
             batches = self.task.train_batches(s.epoch)
             if s.batch_index == 0:
@@ -191,18 +198,22 @@ class Trainer:
             for index in range(s.batch_index, len(batches)):
                 self._train_step(batches[index])
                 s.batch_index = index + 1
-                if s.step % t["val_every"] == 0 and self._validate():
-                    return "early stopping"
+                if every != "epoch" and s.step % every == 0:
+                    validated = s.step
+                    if self._validate():
+                        return "early stopping"
+                if s.step >= self.total_steps:
+                    break
                 if stop.requested:
                     self._save("last")
                     return "interrupted"
-                if s.step >= self.total_steps:
-                    break
             if s.batch_index >= len(batches):
                 s.epoch, s.batch_index = s.epoch + 1, 0
-                if s.step % t["val_every"] != 0 and self._validate():
-                    return "early stopping"
-        if s.step % t["val_every"] != 0 and s.batch_index != 0:
+                if every == "epoch" and s.step < self.total_steps:
+                    validated = s.step
+                    if self._validate():
+                        return "early stopping"
+        if validated != s.step:  # the last step is always scored and saved
             self._validate()
         return "finished"
 
@@ -237,7 +248,9 @@ class Trainer:
     _PROBE_STEPS = 5
 
     def _report_fast_paths(self) -> None:
-        for line in fast_paths(self.model, self.device, self.t["precision"]):
+        with fused_cpu.notifying(self.progress.message):
+            lines = fast_paths(self.model, self.device, self.t["precision"])
+        for line in lines:
             self.progress.message(f"fast path: {line}")
         self._probe = {"first": self.state.step + 1, "start": None, "tokens": 0}
 
@@ -253,7 +266,7 @@ class Trainer:
             if step == p["first"] + self._PROBE_STEPS:
                 rate = p["tokens"] / (time.perf_counter() - p["start"])
                 self.progress.message(f"fast path: measured {rate:,.0f} tokens/s over steps "
-                                      f"{p['first'] + 1}-{step}")
+                                      f"{p['first'] + 1}-{step} (a first estimate; the log shows the steady rate)")
                 self._probe = None
 
     def _autocast(self):
@@ -295,12 +308,27 @@ class Trainer:
             self._save("best")
         return t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"]
 
+    def _done(self) -> str | None:
+        """How a resumed run had already ended ("finished", "stopped early"), or None if it had not."""
+        s, t = self.state, self.t
+        if s.step >= self.total_steps:
+            return "finished"
+        if t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"]:
+            return "stopped early"
+        return None
+
     def _finish(self, stopped: str) -> dict:
         s = self.state
         if stopped == "interrupted":
             self.progress.message(f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}.")
+        elif stopped == "already finished":
+            self.progress.message(f"{self.run_dir} is already finished (step {s.step} of {self.total_steps}): "
+                                  f"nothing to train. To train longer, raise trainer.max_steps or trainer.epochs.")
+        elif stopped == "already stopped early":
+            self.progress.message(f"{self.run_dir} already stopped early at step {s.step} (trainer.early_stopping): "
+                                  f"nothing to train. To train on, raise trainer.early_stopping.")
         summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
-                   f"best val {self.task.metric}": s.best, "best step": s.best_step,
-                   "run directory": str(self.run_dir)}
+                   f"best_val_{self.task.metric}": s.best, "best_step": s.best_step,
+                   "run_dir": str(self.run_dir)}
         self.progress.summary("training summary", summary)
         return summary
