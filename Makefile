@@ -23,8 +23,8 @@ $(VENV)/.torch:
 	    "torch==$(TORCH_VERSION)" 2>/dev/null; then \
 	  echo "installed torch $(TORCH_VERSION) from $(TORCH_INDEX)"; \
 	else \
-	  echo "$(TORCH_INDEX) is not reachable (or has no torch $(TORCH_VERSION)):" \
-	       "installing torch from pip's configured index and wheels"; \
+	  $(if $(TORCH_INDEX),echo "$(TORCH_INDEX) is not reachable (or has no torch $(TORCH_VERSION))";) \
+	  echo "installing torch $(TORCH_VERSION) from pip's configured index and wheels"; \
 	  $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"; \
 	fi
 	touch $@

@@ -200,7 +200,7 @@ def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, 
 
 @app.command(epilog=examples("rnncli generate runs/demo --prompt 'MARROW:' --length 300 --temperature 0.8 --seed 1",
                              "rnncli generate runs/demo --prompt 'PIP:' --top-k 5 --length 200",
-                             "rnncli generate runs/seq2seq-demo --prompt '1 2 3' --beam 5"))
+                             "rnncli generate runs/tatoeba_fra_eng_gru_attention --prompt 'il est grand .' --beam 5"))
 def generate(
     run: str = typer.Argument(..., help="run directory"),
     prompt: str = typer.Option("\n", "--prompt", help="text that primes the state", show_default="a newline"),

@@ -401,7 +401,8 @@ def field_note(field: Field) -> str:
 def describe_keys(task: str) -> list[dict]:
     """Every key of `task`'s config: {key, type, default, allowed, applies, help} (`rnncli config keys`)."""
     if task not in TASK_NAMES:
-        raise ArgumentError("task", f"must be one of {', '.join(TASK_NAMES)} (got {task!r}).{closest(task, TASK_NAMES)}")
+        raise ArgumentError("task", f"must be one of {', '.join(TASK_NAMES)} (got {task!r})."
+                                    f"{closest(task, TASK_NAMES)}")
     rows = [{"key": "task", "type": "a string", "default": None, "allowed": " | ".join(TASK_NAMES),
              "applies": "always", "help": "which task builds data, model, loss and metrics"}]
     for section, fields in task_schema(task).items():

@@ -83,7 +83,8 @@ def test_resuming_a_finished_run_says_it_is_finished(interrupted):
 def test_near_misses_get_one_line(interrupted):
     config, run_dir, _ = interrupted
     cases = [
-        (["train", str(run_dir)], f"is a directory, not a config file; to continue a run: rnncli train --resume {run_dir}"),
+        (["train", str(run_dir)], f"is a directory, not a config file; to continue a run: "
+                                  f"rnncli train --resume {run_dir}"),
         (["eval", str(run_dir), "--checkpoint", "bestt"], "--checkpoint must be best or last (got 'bestt')"),
         (["train", str(config), "--set", "trainr.lr=0.1"],
          "override trainr.lr=0.1: unknown section 'trainr'. Did you mean 'trainer'?"),

@@ -67,7 +67,8 @@ SCHEMA = {
     "data": {
         "format": Field("str", "tsv", "tsv (no quoting), csv (quoting), per_class (a file per label)",
                         choices=FORMATS),
-        "path": Field("strs", None, path=True, help="file(s) cut into `split` fractions after a seeded shuffle", nullable=True),
+        "path": Field("strs", None, path=True, help="file(s) cut into `split` fractions after a seeded shuffle",
+                      nullable=True),
         "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions of `path`", min=0, max=1,
                        when=_has_path, when_text="data.path is set"),
         "split_seed": Field("int", 1234, "shuffle seed of the split (independent of trainer.seed)",

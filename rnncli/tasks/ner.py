@@ -59,7 +59,8 @@ SCHEMA = {
                               choices=tagging.SCHEMES),
         "lowercase": Field("bool", False, "lowercase words for the word vocabulary (characters keep case)"),
         "min_freq": Field("int", 1, "training-set count a word needs to get its own embedding", min=1),
-        "vectors": Field("str", None, path=True, help="pretrained word vectors, GloVe / word2vec text format", nullable=True),
+        "vectors": Field("str", None, path=True, help="pretrained word vectors, GloVe / word2vec text format",
+                         nullable=True),
     },
     "model": {
         "embedding_dim": Field("int", 100, "word embedding size (with data.vectors: the vectors' size)", min=1),

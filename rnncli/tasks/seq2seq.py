@@ -45,7 +45,8 @@ def _one_corpus(cfg: dict) -> bool:
 SCHEMA = {
     "data": {
         "path": Field("str", None, path=True, help="one TSV corpus, cut by `split`", nullable=True),
-        "source_path": Field("str", None, path=True, help="source side of a two-file corpus (line-aligned)", nullable=True),
+        "source_path": Field("str", None, path=True, help="source side of a two-file corpus (line-aligned)",
+                             nullable=True),
         "target_path": Field("str", None, path=True, help="target side of a two-file corpus", nullable=True),
         "train": Field("str", None, path=True, help="training TSV (instead of path)", nullable=True),
         "val": Field("str", None, path=True, help="validation TSV", nullable=True),

@@ -3,8 +3,8 @@
 Reading order: `Trainer.fit` runs epochs of `_train_step`s (each one `TrainingStep`,
 rnncli/training/step.py, the step `rnncli bench` times too, plus schedule and logging); every
 `val_every` steps (or at each epoch end: `val_every: epoch`) and after the last step, `_validate`
-scores the model, keeps `best.pt` and `last.pt`, and decides on early stopping. Everything the loop needs from a task is the `Task`
-protocol (rnncli/tasks/base.py).
+scores the model, keeps `best.pt` and `last.pt`, and decides on early stopping. Everything the loop
+needs from a task is the `Task` protocol (rnncli/tasks/base.py).
 
 Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
 the data position (epoch, next batch index) and the task's carried state, so
