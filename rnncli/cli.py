@@ -171,8 +171,8 @@ def eval_(
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot, index)
         if beam is not None:
-            Console(stderr=True).print(f"the heat-map shows greedy decoding's attention; --beam {beam} applies "
-                                       f"to the metrics only")
+            print(f"the heat-map shows greedy decoding's attention; --beam {beam} applies to the metrics only",
+                  file=sys.stderr)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -192,10 +192,10 @@ def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, 
     title = (f"{Path(run).name}, {checkpoint}.pt, greedy decoding\n"
              f"{data or split} sentence {index}: {' '.join(amap['source'])}")
     if plot_attention(amap, path, title):
-        Console(stderr=True).print(f"attention heat-map written to {path}")
+        print(f"attention heat-map written to {path}", file=sys.stderr)
     else:
         Console(stderr=True).print(attention_table(amap))
-        Console(stderr=True).print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above")
+        print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above", file=sys.stderr)
 
 
 @app.command(epilog=examples("rnncli generate runs/demo --prompt 'MARROW:' --length 300 --temperature 0.8 --seed 1",

@@ -351,9 +351,9 @@ def _describe(field: Field) -> str:
              "floats": "a list of numbers", "strs": "a string or a non-empty list of strings",
              "int|str": "an integer or a string"}
     text = names[field.kind]
-    if field.choices and field.kind == "int|str":
-        text = "an integer or " + " or ".join(field.choices)
-    elif field.choices:
+    if field.choices and field.kind == "int|str":  # e.g. val_every: "an integer >= 1 or epoch"
+        return _describe(replace(field, kind="int", choices=None)) + " or " + " or ".join(field.choices)
+    if field.choices:
         text = "one of " + ", ".join(field.choices)
     if field.min is not None and field.max is not None:
         text += f" in [{field.min}, {field.max}]"

@@ -32,8 +32,8 @@ def test_val_every_is_a_rate_or_epoch_ends_and_the_last_step_is_scored(tmp_path,
 
 
 def test_val_every_names_what_it_takes(tmp_path):
-    with pytest.raises(ConfigError, match=r"trainer.val_every = 'epch': expected an integer or epoch >= 1 or .*"
-                                          r"Did you mean 'epoch'\?"):
+    with pytest.raises(ConfigError, match=r"^override trainer.val_every=epch: trainer.val_every = 'epch': expected an "
+                                          r"integer >= 1 or epoch. Did you mean 'epoch'\?$"):
         load_config(write_config(tmp_path, tiny_config(tmp_path)), ["trainer.val_every=epch"])
 
 

@@ -11,6 +11,7 @@ elapsed_s, and the task's metrics on validation records.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -110,15 +111,18 @@ def plot_runs(runs: list[str], out_dir: str | Path) -> list[Path]:
 
 
 def _lines(ax, run: str, records: list[dict], key: str, colour: str, splits: tuple[str, ...]) -> None:
-    """One run's curve(s) of `key`, with the last value written at the end of each line."""
-    for split in splits:
-        steps, values = series(records, split, key)
-        if not steps:
-            continue
+    """One run's curve(s) of `key`, with the last value written at the end of each line (the higher
+    of two last values just above, the lower just below, so they do not overlap)."""
+    curves = {split: series(records, split, key) for split in splits}
+    curves = {split: (steps, values) for split, (steps, values) in curves.items() if steps}
+    top = max((values[-1] for _, values in curves.values()), default=None)
+    for split, (steps, values) in curves.items():
         style = {"linestyle": "-"} if split == "train" else {"linestyle": "--", "marker": "o", "markersize": 3}
         ax.plot(steps, values, color=colour, label=f"{Path(run).name} {split}", **style)
-        ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points", xytext=(4, 0),
-                    fontsize=8, color=colour, va="center")
+        if key != "lr":  # (a schedule's last value says nothing)
+            up = values[-1] == top
+            ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points",
+                        xytext=(4, 4 if up else -4), fontsize=8, color=colour, va="bottom" if up else "top")
 
 
 def _chance(ax, records: list[dict], key: str, colour: str) -> None:
@@ -133,9 +137,12 @@ def _finish(ax, title: str, log: bool = False, ylabel: str | None = None) -> Non
     ax.set_xlabel("step")
     if ylabel:
         ax.set_ylabel(ylabel)
-    if log:  # a log axis with labelled minor ticks: values between the decades can be read
+    if log:  # a log axis with labelled minor ticks, so values between the decades can be read
         ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.2g}"))
+        low, high = ax.get_ylim()
+        shown = (1, 2, 3, 4, 5, 6, 7, 8, 9) if high / low <= 10 else (2, 5) if high / low <= 1000 else ()
+        mantissa = lambda v: round(v / 10 ** math.floor(math.log10(v)))  # noqa: E731  3e-2 -> 3
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.2g}" if mantissa(v) in shown else ""))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.2g}"))
         ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.grid(alpha=0.3, which="both")
