@@ -407,7 +407,9 @@ def describe_keys(task: str) -> list[dict]:
              "applies": "always", "help": "which task builds data, model, loss and metrics"}]
     for section, fields in task_schema(task).items():
         for key, field in fields.items():
-            rows.append({"key": f"{section}.{key}", "type": _describe(replace(field, choices=None, min=None, max=None)),
+            kind = _describe(replace(field, choices=None, min=None, max=None))
+            kind = kind.replace("string", "file path") if field.path else kind  # (relative: from the file's dir)
+            rows.append({"key": f"{section}.{key}", "type": kind,
                          "default": field.default, "allowed": _allowed(field), "applies": field.when_text or "always",
                          "help": field.help})
     return rows
