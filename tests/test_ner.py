@@ -21,7 +21,7 @@ def ner_config(tmp_path, **sections) -> dict:
     """The demo config, made smaller: a couple of seconds of training."""
     cfg = yaml.safe_load((REPO / "configs/ner/demo.yaml").read_text())
     for key in ("train", "val", "test"):
-        cfg["data"][key] = str(REPO / cfg["data"][key])
+        cfg["data"][key] = str((REPO / "configs/ner" / cfg["data"][key]).resolve())  # relative to the config
     cfg["trainer"].update(epochs=2, log_every=50)
     cfg["run"] = {"dir": str(tmp_path / "runs"), "name": "ner"}
     for section, values in sections.items():
