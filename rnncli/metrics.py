@@ -35,7 +35,7 @@ def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) 
 def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
     """Corpus BLEU and chrF (sacrebleu, one reference each), exact match, and three examples.
 
-    BLEU is None when no reference has 4 words: 4-gram BLEU is 0 by construction there (e.g. the
+    BLEU is None when no reference has 4 tokens: 4-gram BLEU is 0 by construction there (e.g. the
     digit strings of the reverse task), which would read as a model that learned nothing."""
     import sacrebleu  # imported here: only seq2seq runs need it
 
@@ -48,5 +48,9 @@ def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
 
 
 def bleu_possible(references: list[str]) -> bool:
-    """Whether 4-gram BLEU can be non-zero: some reference has at least 4 words."""
-    return any(len(r.split()) >= 4 for r in references)
+    """Whether 4-gram BLEU can be non-zero: some reference has at least 4 tokens as BLEU counts them
+    (sacrebleu's 13a tokenizer: `content.` is two)."""
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    tokenize = Tokenizer13a()
+    return any(len(tokenize(r).split()) >= 4 for r in references)
