@@ -272,7 +272,7 @@ def predict(
         raise RnncliError("give texts to predict for, or --input FILE")
     predictions = api.predict(run, texts, checkpoint)
     if output is not None and not as_json and api.write_predictions(run, predictions, output):
-        _wrote(f"{len(predictions)} predictions (CoNLL)", output)  # the task's own file format (ner)
+        _wrote(f"{len(predictions)} prediction{'s' * (len(predictions) != 1)} (CoNLL)", output)  # (ner's format)
         return
     lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
              for p in predictions]
