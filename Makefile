@@ -5,6 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION := 2.13.0
+# Where torch comes from: PyTorch's own index of CPU-only wheels (not PyPI's Linux build, which
+# downloads the multi-GB CUDA libraries). A GPU user overrides it, e.g.
+#   make demo TORCH_INDEX=https://download.pytorch.org/whl/cu126
+# When the index cannot be reached (an offline machine with a local wheel, a mirror), pip's own
+# configured index and wheels are used instead.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
 .PHONY: demo test install clean
 
@@ -12,7 +18,15 @@ TORCH_VERSION := 2.13.0
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	@if [ -n "$(TORCH_INDEX)" ] && PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= PIP_EXTRA_INDEX_URL= \
+	    $(PY) -m pip install --quiet --timeout 30 --retries 1 --index-url "$(TORCH_INDEX)" \
+	    "torch==$(TORCH_VERSION)" 2>/dev/null; then \
+	  echo "installed torch $(TORCH_VERSION) from $(TORCH_INDEX)"; \
+	else \
+	  $(if $(TORCH_INDEX),echo "$(TORCH_INDEX) is not reachable (or has no torch $(TORCH_VERSION))";) \
+	  echo "installing torch $(TORCH_VERSION) from pip's configured index and wheels"; \
+	  $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"; \
+	fi
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml

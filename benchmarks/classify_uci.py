@@ -60,10 +60,10 @@ def main() -> None:
         start = time.perf_counter()
         summary = api.train(path, overrides, show_progress=False)
         seconds = time.perf_counter() - start
-        metrics = api.evaluate(summary["run directory"], "test")
+        metrics = api.evaluate(summary["run_dir"], "test")
         rows.append((path, metrics["accuracy"], seconds))
         print(f"{path}: test accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f}, "
-              f"best step {summary['best step']}, {seconds:.0f} s", flush=True)
+              f"best step {summary['best_step']}, {seconds:.0f} s", flush=True)
     print(f"\nUCI sentiment, {len(splits['train'])}/{len(splits['val'])}/{len(splits['test'])} "
           f"train/val/test, torch threads {torch.get_num_threads()}")
     for name, accuracy, seconds in rows:

@@ -23,7 +23,7 @@ def run(config: str, overrides: list[str]) -> dict:
     start = time.perf_counter()
     summary = api.train(config, sets, show_progress=False)
     seconds = time.perf_counter() - start
-    run_dir = summary["run directory"]
+    run_dir = summary["run_dir"]
     dev, test = api.evaluate(run_dir, "val"), api.evaluate(run_dir, "test")
     return {"config": config, "epochs": summary["epochs"], "status": summary["status"], "seconds": seconds,
             "dev": dev, "test": test}

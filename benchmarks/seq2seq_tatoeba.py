@@ -24,14 +24,14 @@ def run(config: str, overrides: list[str], beams: list[int]) -> dict:
     start = time.perf_counter()
     summary = api.train(config, sets, show_progress=False)
     seconds = time.perf_counter() - start
-    run_dir = summary["run directory"]
+    run_dir = summary["run_dir"]
     scores = {}
     for beam in beams:
         t0 = time.perf_counter()
         scores[beam] = api.evaluate(run_dir, "test", beam=beam)
         scores[beam]["decode_s"] = time.perf_counter() - t0
     return {"config": config, "epochs": summary["epochs"], "seconds": seconds,
-            "best_val_bleu": summary["best val bleu"] if "best val bleu" in summary else None, "test": scores}
+            "best_val_bleu": summary["best_val_bleu"] if "best_val_bleu" in summary else None, "test": scores}
 
 
 def main() -> None:

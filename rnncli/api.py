@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from rnncli.config import dump_config, load_config, resolve_saved, upgrade
+from rnncli.config import describe_keys, dump_config, load_config, parse_override, resolve_saved, upgrade
 from rnncli.errors import ArgumentError, ConfigError, RnncliError, RunError, TrainingError
 from rnncli.tasks import TASKS, TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import (
@@ -51,8 +51,14 @@ SPLITS = ("val", "test", "train")
 _FIXED_ON_RESUME = ("task", "data", "model", "trainer.batch_size", "trainer.bptt", "trainer.seed")
 
 
-def show_config(config_path: str, overrides: list[str] = ()) -> str:
-    return dump_config(load_config(config_path, overrides))
+def show_config(config_path: str | dict, overrides: list[str] = (), comments: bool = False) -> str:
+    """The resolved config as YAML (block style); `comments`: each key's help as a comment."""
+    return dump_config(load_config(config_path, overrides), comments)
+
+
+def config_keys(task: str) -> list[dict]:
+    """Every config key of `task`: {key, type, default, allowed, applies, help}, in section order."""
+    return describe_keys(task)
 
 
 def run_directory(cfg: dict) -> Path:
@@ -60,17 +66,17 @@ def run_directory(cfg: dict) -> Path:
     return Path(cfg["run"]["dir"]) / name
 
 
-def train(config_path: str | None = None, overrides: list[str] = (), resume: str | None = None,
+def train(config_path: str | dict | None = None, overrides: list[str] = (), resume: str | None = None,
           show_progress: bool = True) -> dict:
-    """Train from a config (or continue `resume`, a run directory); returns the summary dict.
+    """Train from a config file or dict (or continue `resume`, a run directory); returns the summary
+    {status, steps, epochs, best_val_<metric>, best_step, run_dir}.
 
     Under torchrun every process calls this; they join one process group (see
     rnncli/training/distributed.py) and rank 0 alone writes the run directory."""
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
-    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
-                                                                                                  overrides)
+    cfg = _config_for(config_path, overrides, resume)
     _require_extras(cfg)
     device = select_device(cfg["trainer"]["device"])
     ctx = distributed.setup(device)
@@ -81,7 +87,9 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
             task = task_spec(cfg["task"]).module.build(cfg, device)
             if ctx.rank:
                 seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
-            trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+            label = (config_path if isinstance(config_path, str) else "config" if config_path
+                     else str(run_dir / "config.yaml"))
+            trainer = Trainer(task, cfg, run_dir, label, show_progress)
             if ckpt is not None:
                 with _fits(path):
                     trainer.restore(ckpt)
@@ -144,6 +152,19 @@ def _write_run_files(run_dir: Path, cfg: dict, task, fresh: bool, overwrite: boo
 
 
 
+def _config_for(config_path: str | dict | None, overrides: list[str], resume: str | None) -> dict:
+    """The config a run trains with: the file's (or dict's) plus overrides; resuming, the run's own
+    config.yaml plus overrides, and a config file given too must agree with the run there."""
+    if resume is None:
+        return load_config(config_path, overrides, check_files=True)
+    cfg = _saved_config(Path(resume), overrides)
+    if config_path is not None:
+        label = config_path if isinstance(config_path, str) else "the config given"
+        saved = load_config(Path(resume) / "config.yaml")
+        _check_same_as_saved(saved, load_config(config_path, overrides), overrides, label, Path(resume))
+    return cfg
+
+
 def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None, Path | None]:
     """The run directory, the checkpoint to continue from and its path (None: a fresh start).
 
@@ -194,8 +215,7 @@ def train_processes(nproc: int, config_path: str | None = None, overrides: list[
         raise ArgumentError("max_restarts", f"must be >= 0 (got {max_restarts})")
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory)")
-    cfg = load_config(config_path, overrides, check_files=True) if config_path else _saved_config(Path(resume),
-                                                                                                  overrides)
+    cfg = _config_for(config_path, overrides, resume)
     args = ["train", *([config_path] if config_path else [])]
     for override in overrides:
         args += ["--set", override]
@@ -251,6 +271,20 @@ def _flatten(cfg: dict) -> dict:
         else:
             flat[key] = value
     return flat
+
+
+def _check_same_as_saved(saved: dict, given: dict, overrides: list[str], config_path: str, run_dir: Path) -> None:
+    """A config given with `resume` must say what the run says, except the keys `overrides` set
+    (they change the run on purpose) and the `run` section (the run directory is `resume`)."""
+    set_keys = {".".join(k for k in parse_override(o)[:2] if k) for o in overrides}
+    old, new = _flatten(saved), _flatten(given)
+    differ = sorted(k for k in old.keys() | new.keys()
+                    if old.get(k) != new.get(k) and k not in set_keys and not k.startswith("run."))
+    if differ:
+        detail = "; ".join(f"{k}: {old.get(k)!r} in the run, {new.get(k)!r} in {config_path}" for k in differ)
+        raise RunError(f"cannot resume {run_dir} with {config_path}: it differs from the run's saved config in "
+                       f"{detail}. Resume without a config file (the run's own config.yaml is used), or change "
+                       f"these keys with explicit overrides")
 
 
 def _check_resumable(saved: dict, new: dict, run_dir: Path) -> None:

@@ -12,26 +12,45 @@ stderr and an exit code, without a traceback:
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperGroup
+from rich.table import Table
+from typer.core import TyperGroup, TyperOption
 
-from rnncli import api
 from rnncli.errors import ArgumentError, RnncliError
-from rnncli.nn.cells import CELL_NAMES
-from rnncli.tasks.base import Translates
-from rnncli.training.progress import metrics_table
+from rnncli.training.progress import console as wide_console
 
 try:  # newer typer ships its own copy of click
     from typer._click.exceptions import UsageError
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click.exceptions import UsageError
+
+
+class _LazyApi:
+    """`rnncli.api`, imported on first use: it imports torch (seconds), which `--help`, a usage
+    error or `config keys` never need."""
+
+    def __getattr__(self, name: str):
+        from rnncli import api as module
+
+        return getattr(module, name)
+
+
+api = _LazyApi()
+
+# Boolean flags read `--json` in help, not `--json <bool>` (typer's own --help included)
+_display_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)
+
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (128 + 2)
 
 # API argument -> the flag (or argument) of the CLI that sets it, where it is not `--arg-name`
 FLAGS = {"config_path": "CONFIG", "runs": "RUN", "data_file": "--data", "which": "--checkpoint", "batch_size": "--batch"}
@@ -76,18 +95,43 @@ def _one_line_errors():
         raise typer.Exit(error.exit_code) from None
 
 
-app = typer.Typer(cls=RnncliApp, name="rnncli", add_completion=False, no_args_is_help=True,
-                  help="Train, evaluate and sample RNNs from YAML configs.")
-config_app = typer.Typer(no_args_is_help=True, help="Inspect configs.")
+def examples(*commands: str) -> str:
+    """A command's help epilog: example command lines (the README tour's)."""
+    return "Examples:\n" + "\n".join(f"  {escape(c)}" for c in commands) + "\nMore in README.md."
+
+
+app = typer.Typer(cls=RnncliApp, name="rnncli", no_args_is_help=True,
+                  help="Train, evaluate and sample RNNs from YAML configs.",
+                  epilog=examples("rnncli train configs/demo.yaml --set run.name=my-demo",
+                                  "rnncli generate runs/my-demo --prompt 'MARROW:' --length 300 --seed 1",
+                                  "rnncli config keys char_lm"))
+config_app = typer.Typer(no_args_is_help=True, help="Inspect configs: the resolved config, every key.")
 app.add_typer(config_app, name="config")
 
 SET_HELP = "Override a config key, e.g. --set trainer.lr=0.003 (repeatable)"
 INT8_OPTION = typer.Option(False, "--int8", help="int8 weights, CPU inference (dynamic quantization)")
 
 
-@app.command()
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"rnncli {version('rnncli')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+):
+    """Train, evaluate and sample RNNs from YAML configs."""
+
+
+@app.command(epilog=examples("rnncli train configs/demo.yaml --set run.name=my-demo",
+                             "rnncli train configs/demo.yaml --set trainer.lr=0.001 --set run.name=demo-slow",
+                             "rnncli train --resume runs/my-demo --set trainer.epochs=60   # the run, trained longer"))
 def train(
-    config: Optional[str] = typer.Argument(None, help="YAML config file"),
+    config: Optional[str] = typer.Argument(None, help="YAML config file (optional with --resume)"),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
@@ -97,6 +141,9 @@ def train(
         None, "--max-restarts", help="with --nproc: restart the group this often when a process dies"),
 ):
     """Train a model from CONFIG (or continue a run with --resume RUN_DIR)."""
+    if config is not None and resume is None and Path(config).is_dir():
+        raise RnncliError(f"{config} is a directory, not a config file; to continue a run: "
+                          f"{resume_command(config)}")
     if nproc is not None:
         code = api.train_processes(nproc, config, set_, resume, max_restarts or 0, quiet)
         raise typer.Exit(code)
@@ -106,15 +153,20 @@ def train(
     if summary["status"] != "interrupted" or summary.get("rank", 0):
         return
     if not quiet:
-        processes = [f"--nproc {summary['processes']}"] if "processes" in summary else []
-        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"],
-                            *processes])
-        print(f"Resume with:\n  {command}", file=sys.stderr, flush=True)
+        processes = ["--nproc", str(summary["processes"])] if "processes" in summary else []
+        print(f"Resume with:\n  {resume_command(summary['run_dir'], *processes)}", file=sys.stderr, flush=True)
     if not summary.get("processes"):  # under torchrun a worker exits 0, or torchrun would restart it
-        raise typer.Exit(130)
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
-@app.command("eval")
+def resume_command(run_dir: str, *extra: str) -> str:
+    """The command that continues a run where it stopped; the one place this line is built
+    (`extra`: more arguments a run needs to continue, e.g. the processes of a distributed run)."""
+    return " ".join(["rnncli", "train", "--resume", shlex.quote(str(run_dir)), *extra])
+
+
+@app.command("eval", epilog=examples("rnncli eval runs/demo --split test",
+                                     "rnncli eval runs/demo --data data/demo.txt --json"))
 def eval_(
     run: Optional[str] = typer.Argument(None, help="run directory (none with --compare)"),
     split: str = typer.Option("val", "--split", help="val or test"),
@@ -123,8 +175,9 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
     beam: Optional[int] = typer.Option(None, "--beam", help="seq2seq: decode with this beam size"),
     attention_plot: Optional[str] = typer.Option(
-        None, "--attention-plot", help="seq2seq: PNG heat-map of the first sentence's attention "
-        "(a terminal heat-map when matplotlib is missing)"),
+        None, "--attention-plot", help="seq2seq: PNG heat-map of one sentence's attention, greedy "
+        "decoding (a terminal heat-map when matplotlib is missing)"),
+    index: int = typer.Option(0, "--index", help="seq2seq: which sentence --attention-plot draws (0: the first)"),
     compare: Optional[Tuple[str, str]] = typer.Option(
         None, "--compare", metavar="RUN_A RUN_B", help="paired-bootstrap comparison of two runs on --split"),
     resamples: int = typer.Option(1000, "--resamples", help="--compare: bootstrap resamples"),
@@ -141,12 +194,17 @@ def eval_(
         api.check_output_path(attention_plot, "attention_plot")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
-        _attention_plot(run, split, data, checkpoint, attention_plot)
+        _attention_plot(run, split, data, checkpoint, attention_plot, index)
+        if beam is not None:
+            print(f"the heat-map shows greedy decoding's attention; --beam {beam} applies to the metrics only",
+                  file=sys.stderr)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
-    console = Console()
-    scalars = {k: v for k, v in metrics.items() if not isinstance(v, (dict, list))}
+    from rnncli.training.progress import metrics_table
+
+    console = wide_console()
+    scalars = {k: v for k, v in metrics.items() if v is not None and not isinstance(v, (dict, list))}
     console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
     for table in api.metric_tables(metrics["task"], metrics):
         console.print(table)
@@ -166,21 +224,25 @@ def _compare(run, runs, split, data, checkpoint, resamples, seed, as_json, beam,
         Console().print(render(result))
 
 
-def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:
+def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str, index: int) -> None:
     from rnncli.tools.attention_plot import attention_table, plot_attention
 
-    amap = api.attention(run, split, data, checkpoint)
-    if plot_attention(amap, path):
-        Console(stderr=True).print(f"attention heat-map written to {path}")
+    amap = api.attention(run, split, data, checkpoint, index)
+    title = (f"{Path(run).name}, {checkpoint}.pt, greedy decoding\n"
+             f"{data or split} sentence {index}: {' '.join(amap['source'])}")
+    if plot_attention(amap, path, title):
+        print(f"attention heat-map written to {path}", file=sys.stderr)
     else:
         Console(stderr=True).print(attention_table(amap))
-        Console(stderr=True).print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above")
+        print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above", file=sys.stderr)
 
 
-@app.command()
+@app.command(epilog=examples("rnncli generate runs/demo --prompt 'MARROW:' --length 300 --temperature 0.8 --seed 1",
+                             "rnncli generate runs/demo --prompt 'PIP:' --top-k 5 --length 200",
+                             "rnncli generate runs/tatoeba_fra_eng_gru_attention --prompt 'il est grand .' --beam 5"))
 def generate(
     run: str = typer.Argument(..., help="run directory"),
-    prompt: str = typer.Option("\n", "--prompt", help="text that primes the state"),
+    prompt: str = typer.Option("\n", "--prompt", help="text that primes the state", show_default="a newline"),
     length: int = typer.Option(500, "--length", help="characters to generate"),
     temperature: float = typer.Option(1.0, "--temperature", help="<1 sharper, >1 more random"),
     top_k: Optional[int] = typer.Option(None, "--top-k", help="sample among the k likeliest"),
@@ -197,6 +259,8 @@ def generate(
     """Sample text from a trained language model (it streams), or translate with a seq2seq run."""
     if output is not None:
         api.check_output_path(output)
+    from rnncli.tasks.base import Translates
+
     spec = api.task_of(run)  # None: no run here; api.generate names the problem
     if spec is not None and spec.can(Translates):
         _translate(run, prompt, input_file, output, beam, n_best, checkpoint, int8)
@@ -231,7 +295,10 @@ def _translate(run: str, prompt: str, input_file: Optional[str], output: Optiona
     _write_lines(lines, output)
 
 
-@app.command()
+@app.command(epilog=examples(
+    "rnncli predict runs/classify-demo 'the soup was cold and the waiter was rude' 'the view is lovely'",
+    "rnncli predict runs/classify-demo --input reviews.txt --json --output preds.jsonl",
+    "rnncli predict runs/ner-demo 'Ada Lovelace was born in London .' --output tagged.conll"))
 def predict(
     run: str = typer.Argument(..., help="run directory"),
     texts: List[str] = typer.Argument(None, help="texts to predict for"),
@@ -250,74 +317,113 @@ def predict(
         raise RnncliError("give texts to predict for, or --input FILE")
     predictions = api.predict(run, texts, checkpoint, int8=int8)
     if output is not None and not as_json and api.write_predictions(run, predictions, output):
-        return  # the task's own file format (ner: CoNLL)
+        _wrote(f"{len(predictions)} prediction{'s' * (len(predictions) != 1)} (CoNLL)", output)  # (ner's format)
+        return
     lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
              for p in predictions]
     _write_lines(lines, output)
 
 
-@config_app.command("show")
+@config_app.command("show", epilog=examples(
+        "rnncli config show configs/demo.yaml --set model.cell=gru",
+        "rnncli config show configs/demo.yaml --comments > my.yaml   # a commented template"))
 def config_show(
     config: str = typer.Argument(..., help="YAML config file"),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
+    comments: bool = typer.Option(False, "--comments", help="each key's help (and allowed values) as a comment"),
 ):
-    """Print the fully resolved config, defaults included."""
-    typer.echo(api.show_config(config, set_), nl=False)
+    """Print the fully resolved config, defaults included (block style; it loads back as a config)."""
+    typer.echo(api.show_config(config, set_, comments), nl=False)
 
 
-@app.command()
+@config_app.command("keys", epilog=examples("rnncli config keys char_lm", "rnncli config keys seq2seq --json"))
+def config_keys(
+    task: Optional[str] = typer.Argument(None, help="task name (default: every task)"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+):
+    """Every config key: type, default, allowed values, when it applies, and its help."""
+    from rnncli.tasks import TASK_NAMES
+
+    keys = {name: api.config_keys(name) for name in ([task] if task else TASK_NAMES)}
+    if as_json:
+        typer.echo(json.dumps(keys if task is None else keys[task], indent=1))
+        return
+    console = wide_console()
+    for name, rows in keys.items():
+        table = Table(title=f"config keys of task {name}", header_style="bold")
+        for column in ("key", "type", "default", "allowed", "applies", "help"):
+            table.add_column(column, overflow="fold")
+        for row in rows:
+            table.add_row(*(escape("null" if v is None else str(v)) for v in row.values()))
+        console.print(table)
+
+
+@app.command(epilog=examples("rnncli diagnose runs/demo", "rnncli diagnose configs/adding/rnn.yaml --output diag"))
 def diagnose(
     source: str = typer.Argument(..., help="YAML config (at init) or run directory (init + checkpoint)"),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     batch: int = typer.Option(32, "--batch", help="validation sequences in the probe batch"),
-    out: Optional[str] = typer.Option(None, "--out", help="directory for diagnose.json and gradient_flow.png"),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="directory for diagnose.json and gradient_flow.png",
+                                         show_default="RUN/diagnose"),
+    out: Optional[str] = typer.Option(None, "--out", hidden=True),  # the old name of --output
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
 ):
     """Gradient flow through time, W_hh spectra and gate saturation, at init and after training."""
     from rnncli.tools import diagnose as diag
 
-    report = diag.diagnose(source, set_, batch, out, checkpoint)
-    console = Console()
+    report = diag.diagnose(source, set_, batch, output or out, checkpoint)
+    console = wide_console()
     for table in diag.render(report):
         console.print(table)
     console.print(f"plot: {report['plot']}")
 
 
-@app.command()
+@app.command(epilog=examples("rnncli compare configs/adding/lstm.yaml --cells lstm,gru,rnn --seeds 3 -q"))
 def compare(
     config: str = typer.Argument(..., help="YAML config (only keys valid for every cell)"),
-    cells: str = typer.Option(",".join(CELL_NAMES), "--cells", help="comma-separated cells"),
+    cells: Optional[str] = typer.Option(None, "--cells", help="comma-separated cells",
+                                       show_default="every registered cell"),
     seeds: int = typer.Option(3, "--seeds", help="runs per cell: trainer.seed, seed+1, ..."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
-    out: Optional[str] = typer.Option(None, "--dir", help="compare directory (default run.dir/compare-<config>)"),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="compare directory",
+                                         show_default="run.dir/compare-CONFIG"),
+    out: Optional[str] = typer.Option(None, "--dir", hidden=True),  # the old name of --output
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no training progress"),
 ):
     """Train CONFIG once per cell and seed; table of mean ± std, steps/s, parameters; curves PNG."""
+    from rnncli.nn.cells import CELL_NAMES
     from rnncli.tools import compare as cmp
 
-    console = Console()
-    result = cmp.compare(config, [c.strip() for c in cells.split(",") if c.strip()], seeds, set_, out,
+    console = wide_console()
+    names = [c.strip() for c in cells.split(",") if c.strip()] if cells is not None else list(CELL_NAMES)
+    result = cmp.compare(config, names, seeds, set_, output or out,
                          show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
     console.print(cmp.render(result))
     console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")
 
 
-@app.command()
+@app.command(epilog=examples("rnncli plot runs/demo", "rnncli plot runs/demo runs/demo-slow --output plots"))
 def plot(
     runs: List[str] = typer.Argument(..., help="run directories"),
-    out: Optional[str] = typer.Option(None, "--out", help="output directory (default: RUN/plots for one run)"),
+    output: Optional[str] = typer.Option(None, "--output", "-o",
+                                         help="output directory",
+                                         show_default="RUN/plots for one run"),
+    out: Optional[str] = typer.Option(None, "--out", hidden=True),  # the old name of --output
 ):
     """Loss / metric / learning-rate / gradient-norm curves from metrics.jsonl, as PNG files."""
     from rnncli.tools.plots import plot_runs
 
-    if out is None and len(runs) > 1:
-        raise RnncliError("several runs: give --out DIR for the combined plots")
-    written = plot_runs(runs, out or f"{runs[0]}/plots")
+    output = output or out
+    if output is None and len(runs) > 1:
+        raise RnncliError("several runs: give --output DIR for the combined plots")
+    written = plot_runs(runs, output or f"{runs[0]}/plots")
     for path in written:
         typer.echo(str(path))
 
 
-@app.command()
+@app.command(epilog=examples("rnncli bench configs/demo.yaml --set model.cell=peephole_lstm --steps 3"))
 def bench(
     config: str = typer.Argument(..., help="YAML config"),
     steps: int = typer.Option(10, "--steps", help="timed training steps (after 2 warm-up steps)"),
@@ -392,6 +498,12 @@ def _write_lines(lines: List[str], output: Optional[str]) -> None:
     else:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
+        _wrote(f"{len(lines)} line{'s' * (len(lines) != 1)}", output)
+
+
+def _wrote(what: str, path: str) -> None:
+    """Say on stderr what an --output file received (stdout stays the data's)."""
+    print(f"wrote {what} to {path}", file=sys.stderr, flush=True)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -18,15 +18,18 @@ one explicitly is an error that says why.
 from __future__ import annotations
 
 import codecs
+import copy
+import difflib
 import math
+import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rnncli.errors import ConfigError, closest
+from rnncli.errors import ArgumentError, ConfigError, closest
 from rnncli.schema import SECTIONS, Field, Schema, bounded, check_model
 from rnncli.tasks import TASK_NAMES, task_module, task_schema
 
@@ -144,15 +147,24 @@ def parse_override(text: str) -> tuple[str, str | None, Any]:
 
 
 
-def load_config(path: str | Path, overrides: list[str] = (), check_files: bool = False) -> dict:
-    """Read, override, validate and resolve a config file into a plain nested dict.
+def load_config(path: str | Path | dict, overrides: list[str] = (), check_files: bool = False) -> dict:
+    """Read, override, validate and resolve a config file (or a dict as YAML would give it, e.g.
+    from a notebook) into a plain nested dict.
 
-    `check_files`: also check that every path key names an existing file (what a run needs; `config
-    show` and the tests of config rules do without)."""
-    raw, source = _read_yaml(Path(path))
+    Relative file paths become absolute: a path written in the file is read from the file's
+    directory (a dict's: from the current directory), a path given by an override from the current
+    directory. `check_files`: every file the config names must exist (an error names the key,
+    where it was set and the path tried).
+    """
+    if isinstance(path, dict):
+        raw, source, base = copy.deepcopy(path), _Source("config", {}), Path.cwd()
+    else:
+        (raw, source), base = _read_yaml(Path(path)), Path(path).absolute().parent
     set_keys: dict[tuple, str] = {}  # keys given by an override -> the override text
     for text in overrides:
         section, key, value = parse_override(text)
+        if section not in raw:  # a section only an override names (a typo there is the override's)
+            set_keys[(section,)] = text
         if key is None:
             raw["task"] = value
         else:
@@ -162,7 +174,11 @@ def load_config(path: str | Path, overrides: list[str] = (), check_files: bool =
             raw[section] = dict(raw[section] or {})
             raw[section][key] = value
         set_keys[(section,) if key is None else (section, key)] = text
-    return resolve(raw, source, set_keys, check_files)
+    cfg = resolve(raw, source, set_keys)
+    resolve_paths(cfg, base, set_keys, source, check_files)
+    if check_files:
+        check_paths(cfg, lambda *key: f"override {set_keys[key]}" if key in set_keys else source.where(*key))
+    return cfg
 
 
 def resolve(raw: dict, source: _Source, set_keys: dict | None = None, check_files: bool = False) -> dict:
@@ -224,12 +240,17 @@ def check_values(cfg: dict, where, check_files: bool) -> None:
         raise ConfigError(f"{where('trainer', 'epochs')}: trainer.epochs and trainer.max_steps are both null: "
                           f"set one of them, or the run would never end")
     if check_files:
-        for dotted in PATH_KEYS:
-            section, key = dotted.split(".")
-            value = cfg[section].get(key)
-            folder_ok = section == "data" and cfg["data"].get("format") == "per_class"  # a folder of class files
-            for path in [value] if isinstance(value, str) else value or []:
-                _check_file(path, dotted, where(section, key), folder_ok)
+        check_paths(cfg, where)
+
+
+def check_paths(cfg: dict, where) -> None:
+    """Every path key names a readable file (a folder where the reader takes one)."""
+    for dotted in PATH_KEYS:
+        section, key = dotted.split(".")
+        value = cfg[section].get(key)
+        folder_ok = section == "data" and cfg["data"].get("format") == "per_class"  # a folder of class files
+        for path in [value] if isinstance(value, str) else value or []:
+            _check_file(path, dotted, where(section, key), folder_ok)
 
 
 def _check_run_name(name: str | None, where: str) -> None:
@@ -266,7 +287,68 @@ def _check_file(path: str, key: str, where: str, folder_ok: bool = False) -> Non
         raise ConfigError(f"{where}: {key} = '{path}' is a directory; expected a file")
 
 
+def resolve_paths(cfg: dict, base: Path, set_keys: dict, source: _Source, check: bool) -> None:
+    """Make the config's relative file paths absolute (see `load_config`), in place."""
+    schema = task_schema(cfg["task"])
+    for section in SECTIONS:
+        for key, field in schema[section].items():
+            value = cfg[section].get(key)
+            if not field.path or value is None:
+                continue
+            given = set_keys.get((section, key))
+            where = f"override {given}" if given else source.where(section, key)
+            origin = Path.cwd() if given else base
+            paths = [_one_path(v, origin, f"{section}.{key}", where, check) for v in _as_list(value)]
+            cfg[section][key] = paths if isinstance(value, list) else paths[0]
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _one_path(value: str, origin: Path, name: str, where: str, check: bool) -> str:
+    written = Path(value).expanduser()
+    tried = Path(os.path.abspath(origin / written))
+    if tried.exists() or written.is_absolute():
+        pass
+    elif Path(os.path.abspath(written)).exists():  # the old rule: from the current directory
+        old = os.path.abspath(written)
+        warn_at(where, f"{name} = {value!r} was found from the current directory ({old}); relative paths are read "
+                       f"from the config file's directory ({origin}): write an absolute path or one relative to it")
+        return old
+    if check and not tried.exists():
+        raise ConfigError(f"{where}: {name}: file not found: {tried}{_near(tried)}"
+                          + ("" if written.is_absolute() else f" (a relative path is read from {origin})"))
+    return str(tried)
+
+
+def _near(path: Path) -> str:
+    """" Did you mean '/the/closest/file'?" among the files beside `path`, or where its folder ends."""
+    folder = path.parent
+    while not folder.is_dir():
+        folder = folder.parent
+    if folder != path.parent:
+        return f"; {folder} has no folder {path.relative_to(folder).parts[0]!r}"
+    match = difflib.get_close_matches(path.name, [p.name for p in folder.iterdir()], n=1, cutoff=0.5)
+    return f". Did you mean '{folder / match[0]}'?" if match else ""
+
+
+# Renamed keys: old spelling -> today's, accepted with a one-line FutureWarning (silently in saved runs)
+RENAMED_KEYS = {("trainer", "metric"): "best_metric"}  # seq2seq's name before every task used best_metric
+
+
+def _renamed_keys(section: str, values: dict, fields: dict[str, Field], where, warn: bool = True) -> dict:
+    out = dict(values)
+    for (sec, old), new in RENAMED_KEYS.items():
+        if sec == section and old in out and old not in fields and new in fields and new not in out:
+            if warn:
+                warn_at(where(section, old), f"{section}.{old} is deprecated: write {section}.{new} (the same key)")
+            out[new] = out.pop(old)
+    return out
+
+
 def _resolve_section(section: str, values: dict, fields: dict[str, Field], where) -> dict:
+    values = _renamed_keys(section, values, fields, where)
     for key in values:
         if key not in fields:
             raise ConfigError(
@@ -290,13 +372,18 @@ def _renamed(value: Any, field: Field, where: str, name: str) -> Any:
     if not field.renamed or not isinstance(value, str) or value not in field.renamed:
         return value
     new = field.renamed[value]
-    message = f"{name} = '{value}' is deprecated: write '{new}' (the same meaning)"
+    warn_at(where, f"{name} = '{value}' is deprecated: write '{new}' (the same meaning)")
+    return new
+
+
+def warn_at(where: str, message: str) -> None:
+    """A FutureWarning that points at where the value was written: `path:line` of the YAML file
+    (Python then shows that line), or the override."""
     path, _, line = where.rpartition(":")
     if line.isdigit():
         warnings.warn_explicit(message, FutureWarning, path, int(line))
     else:  # from an override (--set), or a file without line numbers: no source line to show
         warnings.warn_explicit(f"{where}: {message}", FutureWarning, "<overrides>", 1)
-    return new
 
 
 def upgrade(cfg: dict) -> dict:
@@ -305,6 +392,10 @@ def upgrade(cfg: dict) -> dict:
     schema = task_schema(cfg["task"])
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in cfg.items()}
     for section in SECTIONS:
+        values = out.get(section)
+        if not isinstance(values, dict):  # damaged: resolve() names it
+            continue
+        out[section] = _renamed_keys(section, values, schema[section], None, warn=False)
         for key, field in schema[section].items():
             values = out.get(section)
             value = values.get(key) if isinstance(values, dict) else None
@@ -351,10 +442,13 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
         return list(value)
-    if kind == "int|str":  # e.g. a column given by index or by header name
+    if kind == "int|str":  # e.g. a column given by index or by header name; `val_every: epoch`
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
-        return value
+        if isinstance(value, str):
+            if field.choices and value not in field.choices:
+                raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}.{closest(value, field.choices)}")
+            return value
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{label} = {value!r}: expected true or false")
@@ -395,6 +489,8 @@ def _describe(field: Field) -> str:
              "floats": "a list of numbers", "strs": "a string or a non-empty list of strings",
              "int|str": "an integer or a string"}
     text = names[field.kind]
+    if field.choices and field.kind == "int|str":  # e.g. val_every: "an integer >= 1 or epoch"
+        return _describe(replace(field, kind="int", choices=None)) + " or " + " or ".join(field.choices)
     if field.choices:
         text = "one of " + ", ".join(field.choices)
     if field.min is not None and field.max is not None:
@@ -406,7 +502,59 @@ def _describe(field: Field) -> str:
     return text
 
 
-def dump_config(cfg: dict) -> str:
-    """The resolved config as YAML, sections in reading order."""
+class _Dumper(yaml.SafeDumper):
+    """Block style (one key per line) with lists of numbers or names kept on one line."""
+
+
+_Dumper.add_representer(list, lambda d, data: d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
+
+
+def _yaml(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def dump_config(cfg: dict, comments: bool = False) -> str:
+    """The resolved config as block-style YAML, sections in reading order; with `comments`, each
+    key carries its schema help (and allowed values) as a comment, so the text is a commented
+    template that loads back as the same config."""
     ordered = {"task": cfg["task"], **{s: cfg[s] for s in SECTIONS}}
-    return yaml.safe_dump(ordered, sort_keys=False, default_flow_style=None)
+    if not comments:
+        return _yaml(ordered)
+    schema = task_schema(cfg["task"])
+    lines = [f"task: {cfg['task']}  # {' | '.join(TASK_NAMES)}"]
+    for section in SECTIONS:
+        lines.append(f"\n{section}:" + (" {}" if not cfg[section] else ""))
+        for key, value in cfg[section].items():
+            text = f"  {_yaml({key: value}).rstrip()}"
+            lines.append(f"{text:<34}  # {field_note(schema[section][key])}")
+    return "\n".join(lines) + "\n"
+
+
+def field_note(field: Field) -> str:
+    """One key's help, with its allowed values."""
+    allowed = f" ({' | '.join(field.choices)})" if field.choices else ""
+    return field.help + allowed
+
+
+def describe_keys(task: str) -> list[dict]:
+    """Every key of `task`'s config: {key, type, default, allowed, applies, help} (`rnncli config keys`)."""
+    if task not in TASK_NAMES:
+        raise ArgumentError("task", f"must be one of {', '.join(TASK_NAMES)} (got {task!r})."
+                                    f"{closest(task, TASK_NAMES)}")
+    rows = [{"key": "task", "type": "a string", "default": None, "allowed": " | ".join(TASK_NAMES),
+             "applies": "always", "help": "which task builds data, model, loss and metrics"}]
+    for section, fields in task_schema(task).items():
+        for key, field in fields.items():
+            kind = _describe(replace(field, choices=None, min=None, max=None))
+            kind = kind.replace("string", "file path") if field.path else kind  # (relative: from the file's dir)
+            rows.append({"key": f"{section}.{key}", "type": kind,
+                         "default": field.default, "allowed": _allowed(field), "applies": field.when_text or "always",
+                         "help": field.help})
+    return rows
+
+
+def _allowed(field: Field) -> str:
+    if field.choices:
+        return " | ".join(field.choices)
+    low, high = field.min, field.max
+    return f"[{low}, {high}]" if low is not None and high is not None else f">= {low}" if low is not None else ""

@@ -38,11 +38,15 @@ def classification_metrics(gold: list[int], pred: list[int], labels: list[str]) 
 
 
 def translation_metrics(hypotheses: list[str], references: list[str]) -> dict:
-    """Corpus BLEU and chrF (sacrebleu, one reference each), exact match, and three examples."""
+    """Corpus BLEU and chrF (sacrebleu, one reference each), exact match, and three examples.
+
+    BLEU is None when no reference has 4 tokens: 4-gram BLEU is 0 by construction there (e.g. the
+    digit strings of the reverse task), which would read as a model that learned nothing."""
     import sacrebleu  # imported here: only seq2seq runs need it
 
     exact = sum(h == r for h, r in zip(hypotheses, references)) / len(references)
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
+    bleu = sacrebleu.corpus_bleu(hypotheses, [references]).score if bleu_possible(references) else None
+    return {"bleu": bleu,
             "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
             "exact_match": exact, "sentences": len(references),
             "examples": [{"hypothesis": h, "reference": r} for h, r in zip(hypotheses[:3], references[:3])]}
@@ -136,3 +140,12 @@ def aggregate(kind: str, summed):
         metric = BLEU() if kind == "bleu" else CHRF()
         return np.array([metric._compute_score_from_stats(row.tolist()).score for row in summed])
     raise ValueError(f"unknown aggregate {kind!r} (known: {', '.join(AGGREGATES)})")
+
+
+def bleu_possible(references: list[str]) -> bool:
+    """Whether 4-gram BLEU can be non-zero: some reference has at least 4 tokens as BLEU counts them
+    (sacrebleu's 13a tokenizer: `content.` is two)."""
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    tokenize = Tokenizer13a()
+    return any(len(tokenize(r).split()) >= 4 for r in references)

@@ -35,6 +35,7 @@ class Field:
     when: Callable[[dict], bool] | None = None  # gets the resolved config (all sections)
     when_text: str = ""  # human form of `when`, e.g. "model.cell is rnn"
     renamed: dict[str, str] | None = None  # old spelling -> today's, accepted with a FutureWarning
+    path: bool = False  # a file path: relative ones are read from the config file's directory
 
 
 Schema = dict[str, dict[str, Field]]  # section -> key -> Field
@@ -172,7 +173,8 @@ TRAINER_FIELDS: dict[str, Field] = {
                         "with the same result as the whole batch", min=1),
     "epochs": Field("int", 10, "passes over the training data (null: use max_steps)", nullable=True, min=1),
     "max_steps": Field("int", None, "stop after this many optimizer steps", nullable=True, min=1),
-    "val_every": Field("int", 500, "validate (and save) every N steps; also at each epoch end", min=1),
+    "val_every": Field("int|str", 500, "validate (and save) every N steps, or at each epoch end (epoch); "
+                       "and after the last step", choices=("epoch",), min=1),
     "log_every": Field("int", 50, "log training metrics every N steps", min=1),
     "early_stopping": Field(
         "int", None, "stop after N validations without improvement (null: off)", nullable=True, min=1

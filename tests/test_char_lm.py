@@ -58,7 +58,7 @@ def trained_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("lm")
     (tmp / "corpus.txt").write_text("abcdefgh\n" * 300)
-    cfg = tiny_config(tmp, trainer={"epochs": 8, "val_every": 1000, "log_every": 50, "lr": 0.02})
+    cfg = tiny_config(tmp, trainer={"epochs": 8, "val_every": "epoch", "log_every": 50, "lr": 0.02})
     api.train(str(write_config(tmp, cfg)), show_progress=False)
     return tmp / "runs" / "tiny"
 

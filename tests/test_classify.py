@@ -37,7 +37,7 @@ def classify_config(tmp_path, **sections) -> dict:
         "task": "classify",
         "data": {"path": str(SAMPLE), "split": [0.7, 0.15, 0.15]},
         "model": {"embedding_dim": 16, "hidden_size": 16, "bidirectional": True, "pooling": "max"},
-        "trainer": {"batch_size": 16, "lr": 0.01, "epochs": 4, "val_every": 1000, "log_every": 1000,
+        "trainer": {"batch_size": 16, "lr": 0.01, "epochs": 4, "val_every": "epoch", "log_every": 1000,
                     "device": "cpu"},
         "run": {"dir": str(tmp_path / "runs"), "name": "clf"},
     }

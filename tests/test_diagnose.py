@@ -85,7 +85,7 @@ def test_linear_regime_gradient_ratio_is_radius_to_the_T_minus_1(radius):
 
 def test_diagnose_a_run_writes_json_and_png_for_init_and_checkpoint(tmp_path):
     path = write_config(tmp_path, synthetic_config(tmp_path, "adding", cell="gru"))
-    run = api.train(str(path), show_progress=False)["run directory"]
+    run = api.train(str(path), show_progress=False)["run_dir"]
     report = diagnose(run, batch_size=4)
     assert list(report["stages"]) == ["init", "step 6"]
     assert report["steps"] == 8 and report["batch"] == 4

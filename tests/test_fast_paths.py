@@ -100,7 +100,7 @@ def test_bf16_training_runs_the_hand_written_path_and_learns(make_config, tmp_pa
 def test_train_reports_the_path_of_each_stack_and_a_measured_speed(make_config, capsys):
     api.train(str(make_config(model={"cell": "cifg_lstm", "num_layers": 2})), show_progress=True)
     err = capsys.readouterr().err
-    assert "fast path: rnn: 2 layers: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch kernel; " in err
+    assert "fast path: cifg_lstm cell (rnn), 2 layers: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch " in err
     assert "fast path: measured" in err and "tokens/s over steps 2-6" in err
 
 
@@ -114,7 +114,7 @@ def test_bench_measures_and_writes_no_run(make_config, tmp_path):
     assert result["train_tokens_per_s"] > 0 and result["eval_tokens_per_s"] > 0
     assert result["generate_chars_per_s"] > 0
     (line,) = result["paths"]
-    assert line.startswith("rnn: 1 layer: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch kernel; ")
+    assert line.startswith("peephole_lstm cell (rnn), 1 layer: hand-written BPTT (rnncli.nn.bptt) (custom cell: no torch")
     assert line.endswith("fused C++ steps)") or line.endswith("eager steps (no C++ kernels))")
     assert not (tmp_path / "runs").exists()
 

@@ -21,7 +21,7 @@ def ner_config(tmp_path, **sections) -> dict:
     """The demo config, made smaller: a couple of seconds of training."""
     cfg = yaml.safe_load((REPO / "configs/ner/demo.yaml").read_text())
     for key in ("train", "val", "test"):
-        cfg["data"][key] = str(REPO / cfg["data"][key])
+        cfg["data"][key] = str((REPO / "configs/ner" / cfg["data"][key]).resolve())  # relative to the config
     cfg["trainer"].update(epochs=2, log_every=50)
     cfg["run"] = {"dir": str(tmp_path / "runs"), "name": "ner"}
     for section, values in sections.items():
@@ -113,7 +113,7 @@ def trained_run(tmp_path_factory):
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("ner")
     try:
-        yield api.train(str(write_config(tmp, ner_config(tmp))), show_progress=False)["run directory"]
+        yield api.train(str(write_config(tmp, ner_config(tmp))), show_progress=False)["run_dir"]
     finally:
         torch.set_num_threads(threads)
 

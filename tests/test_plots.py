@@ -23,7 +23,7 @@ def runs(tmp_path_factory):
     out = []
     for cell in ("rnn", "gru"):
         cfg = synthetic_config(tmp_path, "adding", cell=cell)
-        out.append(api.train(str(write_config(tmp_path, cfg, f"{cell}.yaml")), show_progress=False)["run directory"])
+        out.append(api.train(str(write_config(tmp_path, cfg, f"{cell}.yaml")), show_progress=False)["run_dir"])
     return out
 
 
@@ -38,8 +38,8 @@ def test_plot_runs_writes_valid_pngs(runs, tmp_path):
 def test_series_reads_one_split(runs):
     from rnncli.tools.plots import read_metrics
 
-    steps, values = series(read_metrics(runs[0]), "val", "accuracy")  # every 3 steps + epoch end (4)
-    assert steps == [3, 4, 6] and all(0 <= v <= 1 for v in values)
+    steps, values = series(read_metrics(runs[0]), "val", "accuracy")  # every 3 steps (val_every: 3)
+    assert steps == [3, 6] and all(0 <= v <= 1 for v in values)
 
 
 def test_plot_cli_defaults_to_run_plots_and_names_a_missing_run(runs, tmp_path):
@@ -47,6 +47,6 @@ def test_plot_cli_defaults_to_run_plots_and_names_a_missing_run(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert (Path(runs[0]) / "plots" / "grad_norm.png").exists()
     result = CliRunner().invoke(app, ["plot", *runs])
-    assert result.exit_code != 0 and "several runs: give --out DIR" in result.output
+    assert result.exit_code != 0 and "several runs: give --output DIR" in result.output
     with pytest.raises(RunError, match="nowhere: no metrics.jsonl here"):
         plot_runs([str(tmp_path / "nowhere")], tmp_path / "p")

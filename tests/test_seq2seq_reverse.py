@@ -21,7 +21,7 @@ def test_reverse_config_reaches_95_percent_exact_match_within_a_minute(tmp_path,
     summary = api.train("configs/seq2seq/reverse.yaml", [f"run.dir={tmp_path}", "trainer.device=cpu"],
                         show_progress=False)
     seconds = time.perf_counter() - start
-    assert summary["best val exact_match"] >= 0.95, summary
+    assert summary["best_val_exact_match"] >= 0.95, summary
     assert seconds < 60, f"training took {seconds:.0f} s"
     test = api.evaluate(str(tmp_path / "reverse"), "test")
     assert test["exact_match"] >= 0.95 and test["token_accuracy"] >= 0.97

@@ -87,7 +87,7 @@ def test_training_logs_chance_baselines_and_evaluates_test(tmp_path, task, chanc
     path = write_config(tmp_path, synthetic_config(tmp_path, task, cell="peephole_lstm"))
     summary = api.train(str(path), show_progress=False)
     assert summary["steps"] == 6
-    metrics = api.evaluate(summary["run directory"], "test")
+    metrics = api.evaluate(summary["run_dir"], "test")
     assert metrics["examples"] == 8 and chance_key in metrics
     if task == "copy_memory":
         assert metrics[chance_key] == pytest.approx(10 * math.log(8) / 28)
@@ -101,8 +101,8 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     full = api.train(str(write_config(tmp_path, cfg)), show_progress=False)
     cfg["trainer"]["max_steps"], cfg["run"]["name"] = 3, "half"
     half = api.train(str(write_config(tmp_path, cfg, "half.yaml")), show_progress=False)
-    resumed = api.train(None, ["trainer.max_steps=6"], resume=half["run directory"], show_progress=False)
-    assert resumed["best val mse"] == pytest.approx(full["best val mse"], rel=1e-6)
+    resumed = api.train(None, ["trainer.max_steps=6"], resume=half["run_dir"], show_progress=False)
+    assert resumed["best_val_mse"] == pytest.approx(full["best_val_mse"], rel=1e-6)
 
 
 @pytest.mark.parametrize("module", [adding, copy_memory])

@@ -147,7 +147,8 @@ def test_plain_progress_lines_without_a_tty(tmp_path, make_config, capsys):
     api.train(str(path), show_progress=True)
     err = capsys.readouterr().err
     assert "\r" not in err
-    assert err.count("step       2  epoch") == 1 and err.count("step       4  epoch") == 1
+    assert err.count("step 2/4  epoch 1/1  loss ") == 1 and err.count("step 4/4  epoch 1/1  loss ") == 1
+    assert " eta 0s" in err and "step 4/4  validation  loss " in err
     assert "validation" in err and "training summary" in err
 
 

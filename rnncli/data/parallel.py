@@ -73,7 +73,7 @@ def _read_lines(path: str, encoding: str) -> list[str]:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
+        raise DataError(f"data file not found: {Path(path).absolute()}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, expected a text file") from None
     try:

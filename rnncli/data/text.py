@@ -31,7 +31,7 @@ def read_text(path: str | Path, encoding: str = "utf-8") -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"data file not found: {path}") from None
+        raise DataError(f"data file not found: {Path(path).absolute()}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a directory, expected a text file") from None
     try:

@@ -1,4 +1,5 @@
-"""Tokenizers for text classification: a regex word tokenizer (default) and characters.
+"""Tokenizers for text classification: a regex word tokenizer (default) and characters; and
+`conll_tokens`, raw text split as CoNLL files are (for NER's predict).
 
 The word tokenizer follows the Penn-Treebank habits GloVe and word2vec vocabularies were built
 with, so pretrained vectors match as many tokens as possible:
@@ -42,3 +43,17 @@ def tokenize(text: str, tokenizer: str = "word", lowercase: bool = True) -> list
     if lowercase:
         text = text.lower()
     return word_tokens(text) if tokenizer == "word" else char_tokens(text)
+
+
+_EDGES = re.compile(r"^([(\[{\"'`“‘]*)(.*?)([.,;:!?)\]}\"'`”’]*)$")
+
+
+def conll_tokens(text: str) -> list[str]:
+    """Raw text -> tokens as CoNLL files hold them: split on whitespace, with the punctuation at a
+    word's start or end split off, one mark a token (`London.` -> `London` `.`); marks inside a word
+    stay (`O'Neil`, `e-mail`, `#rnn`, `@ada`)."""
+    out = []
+    for word in text.split():
+        lead, core, trail = _EDGES.match(word).groups()
+        out += [*lead, *([core] if core else []), *trail]
+    return out

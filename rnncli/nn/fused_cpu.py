@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from contextlib import contextmanager
+from typing import Callable
 
 KINDS = ("lstm", "peephole", "cifg")  # the C++ `kind` 0, 1, 2: the cells' bptt_kind values
 
@@ -141,6 +144,23 @@ void backward_step(int64_t kind, torch::Tensor a, torch::Tensor d, torch::Tensor
 _cache: dict = {}
 
 
+def _to_stderr(text: str) -> None:
+    print(f"rnncli: {text}", file=sys.stderr, flush=True)
+
+
+_notify = [_to_stderr]  # who says that the kernels compile (the trainer: its progress display)
+
+
+@contextmanager
+def notifying(say: Callable[[str], None]):
+    """Within this block, compile messages go to `say` (e.g. the trainer's progress messages)."""
+    _notify.append(say)
+    try:
+        yield
+    finally:
+        _notify.pop()
+
+
 def kernels():
     """The compiled module (forward_step, backward_step), or None where it cannot be had."""
     if "module" in _cache:
@@ -150,8 +170,8 @@ def kernels():
         try:
             module = _build()
         except Exception as error:  # no compiler, no headers, a failed build: run the eager step
-            print(f"rnncli: fused CPU kernels unavailable ({type(error).__name__}); using the eager "
-                  f"step (same results, slower)", file=sys.stderr)
+            _notify[-1](f"fused CPU kernels unavailable ({type(error).__name__}); using the eager "
+                        f"step (same results, slower)")
     _cache["module"] = module
     return module
 
@@ -170,11 +190,16 @@ def _build():
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     name = "rnncli_fused_cpu_v1"
-    if not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False))):
-        print("rnncli: compiling the fused CPU kernels (once per machine, about a minute)...",
-              file=sys.stderr, flush=True)
-    return load_inline(name, cpp_sources=_SOURCE,
-                       functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+    compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
+    if compiling:
+        _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
+                    "~/.cache/torch_extensions)...")
+    started = time.perf_counter()
+    module = load_inline(name, cpp_sources=_SOURCE,
+                         functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+    if compiling:
+        _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
+    return module
 
 
 def _ninja_on_path() -> None:

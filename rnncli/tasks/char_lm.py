@@ -40,14 +40,14 @@ def _has_path(cfg: dict) -> bool:
 _SPLIT_FILES = dict(when=lambda c: not _has_path(c), when_text="data.path is not set (data.path is cut by data.split)")
 SCHEMA = {
     "data": {
-        "path": Field("str", None, "one text file, cut in order into `split` fractions", nullable=True),
+        "path": Field("str", None, path=True, help="one text file, cut in order into `split` fractions", nullable=True),
         "split": Field(
             "floats", [0.9, 0.05, 0.05], "train/val/test fractions of `path`, taken in order", min=0, max=1,
             when=_has_path, when_text="data.path is set",
         ),
-        "train": Field("str", None, "training text file (instead of `path`)", nullable=True),
-        "val": Field("str", None, "validation text file", nullable=True, **_SPLIT_FILES),
-        "test": Field("str", None, "test text file", nullable=True, **_SPLIT_FILES),
+        "train": Field("str", None, path=True, help="training text file (instead of `path`)", nullable=True),
+        "val": Field("str", None, path=True, help="validation text file", nullable=True, **_SPLIT_FILES),
+        "test": Field("str", None, path=True, help="test text file", nullable=True, **_SPLIT_FILES),
         "encoding": Field("str", "utf-8", "text encoding of the files"),
     },
     "model": {

@@ -32,6 +32,7 @@ from rnncli.data.batching import shuffled_batches, split_index
 from rnncli.data.conll import read_conll
 from rnncli.data.conll import write_conll as _write_rows
 from rnncli.data.embeddings import pretrained_embedding
+from rnncli.data.tokenize import conll_tokens
 from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
 from rnncli.metrics import ExampleScores, ExampleStats, f1_rows, fingerprint
@@ -48,9 +49,9 @@ def _chars_on(cfg: dict) -> bool:
 
 SCHEMA = {
     "data": {
-        "train": Field("str", None, "training CoNLL file"),
-        "val": Field("str", None, "validation CoNLL file (picks the best checkpoint)"),
-        "test": Field("str", None, "test CoNLL file", nullable=True),
+        "train": Field("str", None, path=True, help="training CoNLL file"),
+        "val": Field("str", None, path=True, help="validation CoNLL file (picks the best checkpoint)"),
+        "test": Field("str", None, path=True, help="test CoNLL file", nullable=True),
         "token_column": Field("int", 0, "column of the token (0-based; negative counts from the end)"),
         "tag_column": Field("int", -1, "column of the entity tag (0-based; negative counts from the end)"),
         "encoding": Field("str", "utf-8", "text encoding of the files"),
@@ -60,7 +61,8 @@ SCHEMA = {
                               choices=tagging.SCHEMES),
         "lowercase": Field("bool", False, "lowercase words for the word vocabulary (characters keep case)"),
         "min_freq": Field("int", 1, "training-set count a word needs to get its own embedding", min=1),
-        "vectors": Field("str", None, "pretrained word vectors, GloVe / word2vec text format", nullable=True),
+        "vectors": Field("str", None, path=True, help="pretrained word vectors, GloVe / word2vec text format",
+                         nullable=True),
     },
     "model": {
         "embedding_dim": Field("int", 100, "word embedding size (with data.vectors: the vectors' size)", min=1),
@@ -295,9 +297,10 @@ class NERTask:
 
     # ---- decode: predictions for raw sentences, and how `rnncli` shows and writes them
     def predict(self, texts: list[str]) -> list[dict]:
-        """Whitespace-tokenized raw sentences -> {"text", "tokens", "tags", "entities": [{text, type,
-        start, end}]}, with `end` exclusive (tokens[start:end] is the entity)."""
-        preds = predict_tokens(self, [text.split() for text in texts])
+        """Raw sentences, tokenized as CoNLL files are (`conll_tokens`: `London.` -> `London` `.`) ->
+        {"text", "tokens", "tags", "entities": [{text, type, start, end}]}, with `end` exclusive
+        (tokens[start:end] is the entity)."""
+        preds = predict_tokens(self, [conll_tokens(text) for text in texts])
         return [{"text": text, **p} for text, p in zip(texts, preds)]
 
     @staticmethod

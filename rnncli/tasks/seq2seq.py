@@ -49,12 +49,13 @@ _TSV = dict(when=lambda c: c["data"].get("source_path") is None,
             when_text="the corpus is a TSV (data.path or data.train), not data.source_path + data.target_path")
 SCHEMA = {
     "data": {
-        "path": Field("str", None, "one TSV corpus, cut by `split`", nullable=True),
-        "source_path": Field("str", None, "source side of a two-file corpus (line-aligned)", nullable=True),
-        "target_path": Field("str", None, "target side of a two-file corpus", nullable=True),
-        "train": Field("str", None, "training TSV (instead of path)", nullable=True),
-        "val": Field("str", None, "validation TSV", nullable=True, **_SPLIT_FILES),
-        "test": Field("str", None, "test TSV", nullable=True, **_SPLIT_FILES),
+        "path": Field("str", None, path=True, help="one TSV corpus, cut by `split`", nullable=True),
+        "source_path": Field("str", None, path=True, help="source side of a two-file corpus (line-aligned)",
+                             nullable=True),
+        "target_path": Field("str", None, path=True, help="target side of a two-file corpus", nullable=True),
+        "train": Field("str", None, path=True, help="training TSV (instead of path)", nullable=True),
+        "val": Field("str", None, path=True, help="validation TSV", nullable=True, **_SPLIT_FILES),
+        "test": Field("str", None, path=True, help="test TSV", nullable=True, **_SPLIT_FILES),
         "split": Field("floats", [0.8, 0.1, 0.1], "train/val/test fractions after a seeded shuffle", min=0, max=1,
                        when=_one_corpus, when_text="data.path or data.source_path is set"),
         "split_seed": Field("int", 0, "seed of the shuffle before the split", when=_one_corpus,
@@ -90,7 +91,7 @@ SCHEMA = {
         "teacher_forcing": Field("float", 1.0, "probability of feeding the gold previous token", min=0, max=1),
         "teacher_forcing_decay": Field("float", 0.0, "subtracted from teacher_forcing each epoch", min=0, max=1),
         "teacher_forcing_min": Field("float", 0.0, "floor of the decayed ratio", min=0, max=1),
-        "metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
+        "best_metric": Field("str", "bleu", "validation metric for best.pt / early stopping", choices=tuple(METRICS)),
         "beam_size": Field("int", 1, "beam used by validation decoding (1: greedy)", min=1),
         "length_penalty": Field("float", 0.0, "GNMT length penalty alpha", min=0,
                                 when=lambda c: c["trainer"]["beam_size"] > 1, when_text="trainer.beam_size > 1"),
@@ -287,9 +288,10 @@ class Seq2SeqTask:
         pairs = self._split(split)
         scored = teacher_forced_scores(self.model, pairs, self.vocabs, self.t["batch_size"], self.device)
         hyps = self.decode(pairs.src)
-        return {**scored, **decoding_scores([h[0].tokens for h in hyps], pairs.tgt, self.vocabs.tgt,
-                                            self.data["target_tokenizer"]),
-                "beam_size": self.option("beam_size")}
+        scores = decoding_scores([h[0].tokens for h in hyps], pairs.tgt, self.vocabs.tgt, self.data["target_tokenizer"])
+        if scores["bleu"] is None and self.metric == "bleu":  # asked for: kept (0 by construction)
+            scores["bleu"] = 0.0
+        return {**scored, **scores, "beam_size": self.option("beam_size")}
 
     def example_scores(self, split: str) -> ExampleScores:
         """Per segment, with free decoding: sacrebleu's BLEU and chrF statistics, and exact match."""
@@ -424,9 +426,9 @@ def build(cfg: dict, device: torch.device) -> Seq2SeqTask:
     splits = load_splits(cfg["data"])
     if "val" not in splits:
         raise DataError("the corpus has no validation pairs (check data.split / data.val)")
+    metric = cfg["trainer"]["best_metric"]
     vocabs = Vocabs.build(splits["train"], cfg["data"]["min_freq"], cfg["data"]["shared_vocab"])
     model = build_model(vocabs, cfg["model"]).to(device)
-    metric = cfg["trainer"]["metric"]
     return Seq2SeqTask(model, vocabs, splits, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 
@@ -435,7 +437,7 @@ def restore(cfg: dict, task_state: dict, model_state: dict, device: torch.device
     vocabs = Vocabs.from_state(task_state)
     model = build_model(vocabs, cfg["model"]).to(device)
     model.load_state_dict(model_state)
-    metric = cfg["trainer"]["metric"]
+    metric = cfg["trainer"]["best_metric"]
     return Seq2SeqTask(model, vocabs, {}, cfg["data"], cfg["trainer"], device, metric, METRICS[metric])
 
 

@@ -16,8 +16,9 @@ def _ink(w: float) -> str:
     return "black" if w > 0.5 else "white"
 
 
-def plot_attention(amap: dict, path: str) -> bool:
-    """Write a PNG heat-map (rows: output tokens, columns: source tokens); False without matplotlib."""
+def plot_attention(amap: dict, path: str, title: str = "") -> bool:
+    """Write a PNG heat-map (rows: output tokens, columns: source tokens) with a colour bar and
+    `title` (which sentence, decoder and checkpoint); False without matplotlib."""
     try:
         import matplotlib
 
@@ -26,12 +27,15 @@ def plot_attention(amap: dict, path: str) -> bool:
     except ImportError:
         return False
     src, out = amap["source"], amap["output"]
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(src), 1 + 0.4 * len(out)))
-    ax.imshow(amap["weights"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig, ax = plt.subplots(figsize=(max(5.0, 2.5 + 0.5 * len(src)), 1.6 + 0.4 * len(out)))
+    image = ax.imshow(amap["weights"], cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.05, pad=0.02)
     ax.set_xticks(range(len(src)), src, rotation=60, ha="right")
     ax.set_yticks(range(len(out)), out)
-    ax.set_xlabel("source")
-    ax.set_ylabel("output")
+    ax.set_xlabel("source tokens")
+    ax.set_ylabel("output tokens")
+    if title:
+        ax.set_title(title, fontsize=9, wrap=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

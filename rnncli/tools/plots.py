@@ -11,6 +11,7 @@ elapsed_s, and the task's metrics on validation records.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: never opens a window, works without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import yaml  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 
 from rnncli.errors import RunError  # noqa: E402
 
@@ -39,14 +42,21 @@ def series(records: list[dict], split: str, key: str) -> tuple[list[int], list[f
     return [p[0] for p in points], [p[1] for p in points]
 
 
+COUNTS = ("step", "epoch", "elapsed_s", "loss", "examples", "chars", "tokens", "sentences")
+LOSS_UNITS = {"char_lm": "nats/char", "copy_memory": "nats/step", "adding": "MSE", "seq2seq": "nats/token",
+              "classify": "nats/example", "ner": "nats"}  # what a task's loss is measured in
+
+
 def _metric_keys(records: list[dict]) -> list[str]:
-    """Scalar validation metrics other than the loss, in first-seen order."""
-    keys = []
+    """Validation metrics worth a panel: not the loss, not counts, not a chance baseline (drawn as a
+    dashed line on its metric's panel), not a value that never changes."""
+    values: dict[str, set] = {}
     for r in records:
         if r.get("split") == "val":
-            keys += [k for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                     and k not in ("step", "epoch", "elapsed_s", "loss", "examples", *keys)]
-    return keys
+            for k, v in r.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in COUNTS:
+                    values.setdefault(k, set()).add(v)
+    return [k for k, seen in values.items() if not k.startswith("chance_") and len(seen) > 1]
 
 
 def _save(fig, path: Path) -> Path:
@@ -57,46 +67,86 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _saved_config(run: str) -> dict:
+    try:
+        return yaml.safe_load((Path(run) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
 def plot_runs(runs: list[str], out_dir: str | Path) -> list[Path]:
-    """loss.png, metrics.png, lr.png, grad_norm.png in out_dir, one line per run (and split)."""
+    """loss.png, metrics.png, lr.png, grad_norm.png in out_dir: one colour per run, solid lines for
+    training, dashed with dots for validation; each line's last value printed at its end."""
     out_dir = Path(out_dir)
     logs = {str(run): read_metrics(run) for run in runs}
-    written = []
+    configs = {run: _saved_config(run) for run in logs}
+    colours = dict(zip(logs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * len(logs)))
+    tasks = {c.get("task") for c in configs.values()}
+    unit = LOSS_UNITS.get(tasks.pop(), "") if len(tasks) == 1 else ""
     fig, ax = plt.subplots(figsize=(8, 5))
     for run, records in logs.items():
-        for split, style in (("train", "-"), ("val", "o-")):
-            steps, values = series(records, split, "loss")
-            if steps:
-                ax.plot(steps, values, style, markersize=3, label=f"{Path(run).name} {split}")
-    _finish(ax, "loss", log=True)
-    written.append(_save(fig, out_dir / "loss.png"))
+        _lines(ax, run, records, "loss", colours[run], splits=("train", "val"))
+        _chance(ax, records, "chance_loss", colours[run])
+    _finish(ax, "loss", log=True, ylabel=f"loss ({unit})" if unit else "loss")
+    written = [_save(fig, out_dir / "loss.png")]
     keys = sorted({k for records in logs.values() for k in _metric_keys(records)})
     if keys:
         fig, axes = plt.subplots(len(keys), 1, figsize=(8, 2.6 * len(keys)), squeeze=False)
         for ax, key in zip(axes[:, 0], keys):
             for run, records in logs.items():
-                steps, values = series(records, "val", key)
-                if steps:
-                    ax.plot(steps, values, "o-", markersize=3, label=Path(run).name)
-            _finish(ax, f"val {key}")
+                _lines(ax, run, records, key, colours[run], splits=("val",))
+                _chance(ax, records, f"chance_{key}", colours[run])
+            _finish(ax, f"validation {key}", ylabel=key)
         written.append(_save(fig, out_dir / "metrics.png"))
-    for key, log in (("lr", False), ("grad_norm", True)):
+    for key, ylabel in (("lr", "learning rate"), ("grad_norm", "gradient norm (before clipping)")):
         fig, ax = plt.subplots(figsize=(8, 4))
         for run, records in logs.items():
-            steps, values = series(records, "train", key)
-            if steps:
-                ax.plot(steps, values, label=Path(run).name)
-        _finish(ax, key + (" (before clipping)" if key == "grad_norm" else ""), log=log)
+            _lines(ax, run, records, key, colours[run], splits=("train",))
+            clip = configs[run].get("trainer", {}).get("clip_grad_norm") if key == "grad_norm" else None
+            if clip:
+                ax.axhline(clip, color=colours[run], linestyle=":", label=f"{Path(run).name} clip_grad_norm {clip:g}")
+        _finish(ax, ylabel, log=key == "grad_norm", ylabel=ylabel)
         written.append(_save(fig, out_dir / f"{key}.png"))
     return written
 
 
-def _finish(ax, title: str, log: bool = False) -> None:
+def _lines(ax, run: str, records: list[dict], key: str, colour: str, splits: tuple[str, ...]) -> None:
+    """One run's curve(s) of `key`, with the last value written at the end of each line (the higher
+    of two last values just above, the lower just below, so they do not overlap)."""
+    curves = {split: series(records, split, key) for split in splits}
+    curves = {split: (steps, values) for split, (steps, values) in curves.items() if steps}
+    top = max((values[-1] for _, values in curves.values()), default=None)
+    for split, (steps, values) in curves.items():
+        style = {"linestyle": "-"} if split == "train" else {"linestyle": "--", "marker": "o", "markersize": 3}
+        ax.plot(steps, values, color=colour, label=f"{Path(run).name} {split}", **style)
+        if key != "lr":  # (a schedule's last value says nothing)
+            up = values[-1] == top
+            ax.annotate(f"{values[-1]:.4g}", (steps[-1], values[-1]), textcoords="offset points",
+                        xytext=(4, 4 if up else -4), fontsize=8, color=colour, va="bottom" if up else "top")
+
+
+def _chance(ax, records: list[dict], key: str, colour: str) -> None:
+    """A chance baseline (e.g. chance_mse) as a dotted horizontal line."""
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    if values:
+        ax.axhline(values[-1], color=colour, linestyle=":", alpha=0.7, label=f"{key} {values[-1]:.3g}")
+
+
+def _finish(ax, title: str, log: bool = False, ylabel: str | None = None) -> None:
     ax.set_title(title)
     ax.set_xlabel("step")
-    if log:
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if log:  # a log axis with labelled minor ticks, so values between the decades can be read
         ax.set_yscale("log")
-    ax.grid(alpha=0.3)
+        low, high = ax.get_ylim()
+        shown = (1, 2, 3, 4, 5, 6, 7, 8, 9) if high / low <= 10 else (2, 5) if high / low <= 1000 else ()
+        mantissa = lambda v: round(v / 10 ** math.floor(math.log10(v)))  # noqa: E731  3e-2 -> 3
+        ax.yaxis.set_minor_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.2g}" if mantissa(v) in shown else ""))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.2g}"))
+        ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.grid(alpha=0.3, which="both")
+    ax.margins(x=0.08)  # room for the last values
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
 

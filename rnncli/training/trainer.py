@@ -2,9 +2,9 @@
 
 Reading order: `Trainer.fit` runs epochs of `_train_step`s (each one `TrainingStep`,
 rnncli/training/step.py, the step `rnncli bench` times too, plus schedule and logging); every
-`val_every` steps (and at each epoch end) `_validate` scores the model, keeps `best.pt` and
-`last.pt`, and decides on early stopping. Everything the loop needs from a task is the `Task`
-protocol (rnncli/tasks/base.py).
+`val_every` steps (or at each epoch end: `val_every: epoch`) and after the last step, `_validate`
+scores the model, keeps `best.pt` and `last.pt`, and decides on early stopping. Everything the loop
+needs from a task is the `Task` protocol (rnncli/tasks/base.py).
 
 Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
 the data position (epoch, next batch index) and the task's carried state, so
@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from rnncli.errors import RnncliError, TrainingError
+from rnncli.nn import fused_cpu
 from rnncli.training import checkpoint, distributed, precision, rundir
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
@@ -213,14 +214,19 @@ class Trainer:
     # ---- main loop
     def fit(self, resumed: bool = False) -> dict:
         s = self.state
+        done = self._done() if resumed else None
+        self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress,
+                                 epochs=math.ceil(self.total_steps / self.task.num_train_batches()))
+        if done is not None:
+            return self._finish("already " + done)
         self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None, self.watch)
-        self._started = time.perf_counter() - s.elapsed
-        self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
         if self.watch is not None:
             self.watch.attach(self.progress)  # the health line prints through it
-        self._report_fast_paths()
+        self._report_fast_paths()  # may compile the C++ kernels (once): before the clock and the bar start
+        self._started = time.perf_counter() - s.elapsed
         for note in self.progress_notes:
             self.progress.message(note)
+        self.progress.start()
         stopped = "finished"
         try:
             with _StopOnSignal() as stop:
@@ -230,7 +236,8 @@ class Trainer:
         return self._finish(stopped)
 
     def _epochs(self, stop: _StopOnSignal) -> str:
-        s, t = self.state, self.t
+        s, every = self.state, self.t["val_every"]
+        validated = None  # the step of the last validation
         while s.step < self.total_steps:
             batches = self.task.train_batches(s.epoch)
             if s.batch_index == 0 or self.carry is None:
@@ -238,18 +245,22 @@ class Trainer:
             for index in range(s.batch_index, len(batches)):
                 asked = self._train_step(batches[index], stop)
                 s.batch_index = index + 1
-                if s.step % t["val_every"] == 0 and self._validate():
-                    return "early stopping"
+                if every != "epoch" and s.step % every == 0:
+                    validated = s.step
+                    if self._validate():
+                        return "early stopping"
+                if s.step >= self.total_steps:
+                    break
                 if asked:
                     self._save("last", self._rank_states())
                     return "interrupted"
-                if s.step >= self.total_steps:
-                    break
             if s.batch_index >= len(batches):
                 s.epoch, s.batch_index = s.epoch + 1, 0
-                if s.step % t["val_every"] != 0 and self._validate():
-                    return "early stopping"
-        if s.step % t["val_every"] != 0 and s.batch_index != 0:
+                if every == "epoch" and s.step < self.total_steps:
+                    validated = s.step
+                    if self._validate():
+                        return "early stopping"
+        if validated != s.step:  # the last step is always scored and saved
             self._validate()
         return "finished"
 
@@ -293,7 +304,9 @@ class Trainer:
                 f"data parallel: {self.dist.world} process(es) ({self.dist.backend or 'one process'}, "
                 f"{torch.get_num_threads()} thread(s) each) x trainer.accumulate {self.step.accumulate}: "
                 f"each piece ~{per:g} of the global batch of {self.t['batch_size']}; every rank runs:")
-        for line in fast_paths(self.model, self.device, self.t["precision"]):
+        with fused_cpu.notifying(self.progress.message):
+            lines = fast_paths(self.model, self.device, self.t["precision"])
+        for line in lines:
             self.progress.message(f"fast path: {line}")
         self._probe = {"first": self.state.step + 1, "start": None, "tokens": 0}
 
@@ -309,7 +322,7 @@ class Trainer:
             if step == p["first"] + self._PROBE_STEPS:
                 rate = p["tokens"] / (time.perf_counter() - p["start"])
                 self.progress.message(f"fast path: measured {rate:,.0f} tokens/s over steps "
-                                      f"{p['first'] + 1}-{step}")
+                                      f"{p['first'] + 1}-{step} (a first estimate; the log shows the steady rate)")
                 self._probe = None
 
     def _autocast(self):
@@ -364,13 +377,28 @@ class Trainer:
             self._save("best", ranks)
         return t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"], s.lr_factor
 
+    def _done(self) -> str | None:
+        """How a resumed run had already ended ("finished", "stopped early"), or None if it had not."""
+        s, t = self.state, self.t
+        if s.step >= self.total_steps:
+            return "finished"
+        if t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"]:
+            return "stopped early"
+        return None
+
     def _finish(self, stopped: str) -> dict:
         s = self.state
         if stopped == "interrupted":
             self.progress.message(f"Interrupted at step {s.step}; saved {self.run_dir / 'last.pt'}.")
+        elif stopped == "already finished":
+            self.progress.message(f"{self.run_dir} is already finished (step {s.step} of {self.total_steps}): "
+                                  f"nothing to train. To train longer, raise trainer.max_steps or trainer.epochs.")
+        elif stopped == "already stopped early":
+            self.progress.message(f"{self.run_dir} already stopped early at step {s.step} (trainer.early_stopping): "
+                                  f"nothing to train. To train on, raise trainer.early_stopping.")
         summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
-                   f"best val {self.task.metric}": s.best, "best step": s.best_step,
-                   "run directory": str(self.run_dir)}
+                   f"best_val_{self.task.metric}": s.best, "best_step": s.best_step,
+                   "run_dir": str(self.run_dir)}
         if self.dist.active:
             summary["processes"] = self.dist.world
             if not self.dist.main:
