@@ -34,7 +34,7 @@ def task_config(tmp_path: Path, task: str, cell: str, **model) -> dict:
         raw = yaml.safe_load((REPO / demo).read_text())
         for key in ("path", "train", "val", "test"):
             if key in raw["data"]:
-                raw["data"][key] = str(REPO / raw["data"][key])
+                raw["data"][key] = str(((REPO / demo).parent / raw["data"][key]).resolve())
         raw["model"].update({"embedding_dim": 8})
         if task == "ner":
             raw["model"].update({"char_embedding_dim": 4, "char_hidden_size": 4})

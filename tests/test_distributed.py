@@ -50,7 +50,7 @@ def torchrun(args: list[str], timeout: float = 120, worker: str = "-m rnncli") -
 def ner_config(tmp_path: Path, name: str, **trainer) -> Path:
     cfg = yaml.safe_load(NER_DEMO.read_text())
     for key in ("train", "val", "test"):
-        cfg["data"][key] = str(REPO / cfg["data"][key])
+        cfg["data"][key] = str((NER_DEMO.parent / cfg["data"][key]).resolve())
     cfg["model"].update(dropout=0.0, hidden_size=16)
     cfg["trainer"].update(epochs=None, max_steps=36, val_every=12, log_every=1, **trainer)
     cfg["run"] = {"dir": str(tmp_path / "runs"), "name": name}
@@ -91,7 +91,7 @@ def test_accumulation_equals_the_whole_batch_on_seq2seq(tmp_path):
     cfg = yaml.safe_load((REPO / "configs" / "seq2seq" / "reverse.yaml").read_text())
     for key in ("path", "train", "val", "test", "source_path", "target_path"):
         if isinstance(cfg["data"].get(key), str):
-            cfg["data"][key] = str(REPO / cfg["data"][key])
+            cfg["data"][key] = str((REPO / "configs" / "seq2seq" / cfg["data"][key]).resolve())
     cfg["model"].update(dropout=0.0, hidden_size=16, embedding_dim=8)
     cfg["trainer"].update(epochs=None, max_steps=6, val_every=3, log_every=1, batch_size=10,
                           teacher_forcing=1.0, beam_size=1)

@@ -126,7 +126,7 @@ def test_training_with_hard_sigmoid_reports_the_autograd_path_and_learns(make_co
     err = capsys.readouterr().err
     assert "plain autograd loop (gate_activation=hard_sigmoid, activation=tanh" in err
     chars = len(set(TINY_TEXT))
-    assert summary["best val loss"] < 0.8 * math.log(chars)  # well below a uniform guess
+    assert summary["best_val_loss"] < 0.8 * math.log(chars)  # well below a uniform guess
 
 
 def _flat(state):
