@@ -238,17 +238,21 @@ def diagnose(
 @app.command()
 def compare(
     config: str = typer.Argument(..., help="YAML config (only keys valid for every cell)"),
-    cells: str = typer.Option(",".join(CELL_NAMES), "--cells", help="comma-separated cells"),
+    cells: Optional[str] = typer.Option(None, "--cells",
+                                        help=f"comma-separated cells [default: {','.join(CELL_NAMES)}]"),
+    vary: Optional[str] = typer.Option(None, "--vary", help="KEY=a,b,...: vary this key instead of the cell, "
+                                       "e.g. model.ablate=none,no_forget_gate"),
     seeds: int = typer.Option(3, "--seeds", help="runs per cell: trainer.seed, seed+1, ..."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     out: Optional[str] = typer.Option(None, "--dir", help="compare directory (default run.dir/compare-<config>)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no training progress"),
 ):
-    """Train CONFIG once per cell and seed; table of mean ± std, steps/s, parameters; curves PNG."""
+    """Train CONFIG once per cell (or --vary value) and seed; mean ± std table, steps/s, parameters; curves."""
     from rnncli.tools import compare as cmp
 
     console = Console()
-    result = cmp.compare(config, [c.strip() for c in cells.split(",") if c.strip()], seeds, set_, out,
+    cell_list = None if cells is None else [c.strip() for c in cells.split(",") if c.strip()]
+    result = cmp.compare(config, cell_list, seeds, set_, out, vary=vary,
                          show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
     console.print(cmp.render(result))
     console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from rnncli.errors import ConfigError, closest
-from rnncli.schema import SECTIONS, Field, Schema
+from rnncli.schema import SECTIONS, Field, Schema, check_recurrent
 from rnncli.tasks import TASK_NAMES, task_module, task_schema
 
 
@@ -140,6 +140,7 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
             raise ConfigError(f"{where(section)}: section '{section}' must be a mapping of keys")
         cfg[section] = _resolve_section(section, values, schema[section], where)
     _drop_inapplicable(cfg, raw, schema, where)
+    check_recurrent(cfg["model"], where)
     task_module(task).check(cfg, where)
     return cfg
 
@@ -215,8 +216,13 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         return [coerce(v, Field("float", None, min=field.min, max=field.max), label) for v in value]
     if kind == "strs":  # one string or a list of them (e.g. several data files) -> a list
         value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        empty_ok = field.default == []  # a key whose default is [] may be set to []
+        if not isinstance(value, list) or not (value or empty_ok) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        for v in value if field.choices else ():
+            if v not in field.choices:
+                raise ConfigError(f"{label}: '{v}' is not allowed.{closest(v, field.choices)} "
+                                  f"Allowed: {', '.join(field.choices)}")
         return list(value)
     if kind == "int|str":  # e.g. a column given by index or by header name
         if isinstance(value, bool) or not isinstance(value, (int, str)):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
-from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
+from rnncli.nn.cells import ABLATIONS, CELL_NAMES, NONLINEARITIES, cells_where, check_ablate
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
 
 SECTIONS = ("data", "model", "trainer", "run")
@@ -77,13 +77,42 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
         "impl": Field(
             "str", "bptt", "bptt: hand-written BPTT (fast); autograd: plain loop (reference)",
             choices=("bptt", "autograd"), renamed={"fused": "bptt"},
-            # only a cell without a torch kernel but with a hand-written BPTT has a path to choose
-            **_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None),
+            # only a cell without a torch kernel but with a hand-written BPTT has a path to choose,
+            # and only without ablations (they run the autograd loop)
+            **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None)),
+        ),
+        "ablate": Field(
+            "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=("none",) + ABLATIONS,
+            **_for_cells(lambda c: bool(c.ablations)),
         ),
     }
     if bidirectional:
         fields["bidirectional"] = Field("bool", False, "run a second layer right-to-left")
     return fields
+
+
+def _and_no_ablation(applies: dict) -> dict:
+    """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty."""
+    when = applies["when"]
+    return {"when": lambda c: when(c) and not c["model"].get("ablate"),
+            "when_text": applies["when_text"] + " and model.ablate is empty"}
+
+
+def check_recurrent(model: dict, where: Callable[..., str]) -> None:
+    """Rules of the recurrent keys the per-key schema cannot express (resolved `model` section, in place):
+    model.ablate 'none' means []; each ablation must suit model.cell."""
+    if "ablate" not in model:
+        return
+    ablate = model["ablate"]
+    if "none" in ablate:
+        if len(ablate) > 1:
+            raise ConfigError(f"{where('model', 'ablate')}: model.ablate = {ablate}: 'none' cannot be combined "
+                              f"with ablations")
+        ablate = []
+    try:
+        model["ablate"] = list(check_ablate(model["cell"], ablate))
+    except ValueError as e:
+        raise ConfigError(f"{where('model', 'ablate')}: model.ablate: {e}") from None
 
 
 RECURRENT_KEYS = tuple(recurrent_model_fields(bidirectional=True))  # = rnncli.nn.recurrent.Recurrent arguments

@@ -14,6 +14,7 @@
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
+    ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -40,7 +41,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
-from rnncli.nn.cells import cell_class, cells_where, check_nonlinearity, make_cell
+from rnncli.nn.cells import cell_class, cells_where, check_ablate, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
@@ -76,27 +77,32 @@ class Recurrent(nn.Module):
         input_init: str = "xavier_uniform",
         forget_bias: float = 1.0,
         impl: str = "auto",
+        ablate: tuple[str, ...] | list[str] = (),
     ) -> None:
         super().__init__()
         self.cell_class = spec = cell_class(cell)
         check_nonlinearity(cell, nonlinearity)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
-        impl = _check_impl(cell, impl)
+        self.ablate = check_ablate(cell, ablate)
+        impl = _check_impl(cell, impl, self.ablate)
+        # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
+        self.kernel = spec.torch_kernel if not self.ablate else None
+        self.bptt_kind = spec.bptt_kind if not self.ablate else None  # the hand-written BPTT's equations
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        if spec.torch_kernel is not None:
+        if self.kernel is not None:
             extra = {"nonlinearity": nonlinearity} if len(spec.nonlinearities) > 1 else {}
-            self.rnn = spec.torch_kernel(
+            self.rnn = self.kernel(
                 input_size, hidden_size, num_layers, batch_first=batch_first,
                 dropout=dropout if num_layers > 1 else 0.0,  # 0 silences torch's warning
                 bidirectional=bidirectional, **extra,
             )
         else:  # one cell per layer and direction, row k = layer * D + direction
             self.cells = nn.ModuleList(
-                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size)
+                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size, ablate=self.ablate)
                 for layer in range(num_layers)
                 for _ in range(self.num_directions)
             )
@@ -130,6 +136,8 @@ class Recurrent(nn.Module):
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
+        if self.ablate:
+            return "autograd"
         if spec.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
@@ -146,6 +154,8 @@ class Recurrent(nn.Module):
         if path == "autograd":
             why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
                 "custom cell without a hand-written BPTT"
+            if self.ablate:
+                why = f"model.ablate {', '.join(self.ablate)}: the hand-written BPTT has no ablations"
             return [(layers, "plain autograd loop", why)]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
@@ -165,7 +175,7 @@ class Recurrent(nn.Module):
 
         Row k = layer * D + direction; the parameters themselves (not copies).
         """
-        if self.cell_class.torch_kernel is None:
+        if self.kernel is None:
             cell = self.cells[k]
             return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
         layer, direction = divmod(k, self.num_directions)
@@ -175,7 +185,7 @@ class Recurrent(nn.Module):
     def step_cell(self, k: int) -> nn.Module:
         """Row k's step-level cell: the layer's own where it keeps cells, else a new cell holding a
         copy of row k of torch's kernel (same names and layout), for stepping or unrolling by hand."""
-        if self.cell_class.torch_kernel is None:
+        if self.kernel is None:
             return self.cells[k]
         input_size = self.input_size if k < self.num_directions else self.output_size
         ref = self.rnn.weight_hh_l0
@@ -243,6 +253,7 @@ class Recurrent(nn.Module):
             f"{self.cell!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
             f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "auto" else "")
+            + (f", ablate={list(self.ablate)}" if self.ablate else "")
         )
 
 
@@ -313,7 +324,7 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
-def _check_impl(cell: str, impl: str) -> str:
+def _check_impl(cell: str, impl: str, ablate: tuple[str, ...] = ()) -> str:
     """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
     if impl in _RENAMED_IMPLS:
         warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
@@ -322,10 +333,13 @@ def _check_impl(cell: str, impl: str) -> str:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     spec = cell_class(cell)
+    if impl == "bptt" and ablate:
+        raise ValueError(f"impl='bptt' cannot run ablate={list(ablate)}: the hand-written BPTT has no ablations; "
+                         f"use impl='auto' (the autograd loop)")
     if impl == "bptt" and spec.bptt_kind is None:
         cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
         raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
-    if impl == "autograd" and spec.torch_kernel is not None:
+    if impl == "autograd" and spec.torch_kernel is not None and not ablate:
         cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
         raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
                          f"{cell!r} runs torch's kernel")

@@ -189,7 +189,7 @@ def _fused_kernels(recurrent: nn.Module):
     """rnncli/nn/fused_cpu.py's kernels for a stack of a cell with a `bptt_kind`, in float32 on the
     CPU; else None."""
     ref = next(recurrent.parameters())
-    if recurrent.cell_class.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
+    if recurrent.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
         return None
     return fused_cpu.kernels()
 

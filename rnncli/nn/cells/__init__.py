@@ -24,8 +24,11 @@ from typing import Callable, ClassVar, Protocol
 
 from torch import Tensor, nn
 
+from rnncli.nn.cells.ablation import ABLATIONS, AblatedLSTMCell
 from rnncli.nn.cells.cifg import CIFGLSTMCell
 from rnncli.nn.cells.gru import GRUCell
+from rnncli.nn.cells.ln_gru import LayerNormGRUCell
+from rnncli.nn.cells.ln_lstm import LayerNormLSTMCell
 from rnncli.nn.cells.lstm import LSTMCell
 from rnncli.nn.cells.peephole import PeepholeLSTMCell
 from rnncli.nn.cells.rnn import RNNCell
@@ -48,6 +51,7 @@ class Cell(Protocol):
     bptt_kind: ClassVar[str | None]  # equations in rnncli/nn/bptt.py and fused_cpu.py, or None
     bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
     extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
+    ablations: ClassVar[tuple[str, ...]]  # Greff et al.'s ablations it takes (model.ablate; cells/ablation.py)
 
     weight_ih: Tensor  # (G*H, I)
     weight_hh: Tensor  # (G*H, H)
@@ -71,6 +75,7 @@ class Cell(Protocol):
 CELLS: dict[str, type[nn.Module]] = {
     cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell)
 }
+CELLS.update({cls.name: cls for cls in (LayerNormLSTMCell, LayerNormGRUCell)})  # Ba et al. 2016
 CELL_NAMES = tuple(CELLS)
 NONLINEARITIES = tuple(dict.fromkeys(n for cls in CELLS.values() for n in cls.nonlinearities))
 
@@ -108,17 +113,40 @@ def check_nonlinearity(cell: str, nonlinearity: str) -> None:
                      f"cell {cell!r} always uses {allowed[0]}")
 
 
+def check_ablate(cell: str, ablate) -> tuple[str, ...]:
+    """The ablations in ABLATIONS' order; a ValueError naming the first that `cell` cannot take and
+    why: an impossible combination (CIFG's coupled gates), or which cells take it."""
+    cls = cell_class(cell)
+    for name in ablate:
+        if name not in ABLATIONS:
+            close = difflib.get_close_matches(str(name), ABLATIONS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown ablation {name!r}: expected some of {', '.join(ABLATIONS)}{hint}")
+        if name in cls.ablations:
+            continue
+        coupled = "i" not in cls.gate_names and cls.forget_block is not None  # CIFG: i = 1 - f
+        if coupled and name in ("no_input_gate", "no_forget_gate"):
+            raise ValueError(f"ablation {name!r} is impossible with cell {cell!r}: its input gate is tied "
+                             f"to its forget gate (i = 1 - f), so neither can be removed alone")
+        takers = ", ".join(cells_where(lambda c: name in c.ablations)) or "none"
+        raise ValueError(f"ablation {name!r} does not apply to cell {cell!r}; the cells that take it: {takers}")
+    return tuple(a for a in ABLATIONS if a in ablate)
+
+
 def num_gates(cell: str) -> int:
     """Number of H-sized gate blocks G stacked in weight_ih / weight_hh."""
     return cell_class(cell).num_gates
 
 
 def make_cell(
-    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True
+    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, ablate=()
 ) -> nn.Module:
-    """Build the step-level cell registered under `cell` (one of CELL_NAMES)."""
+    """Build the step-level cell registered under `cell` (one of CELL_NAMES); with `ablate`, that
+    cell with Greff et al.'s ablations (an `AblatedLSTMCell` over its parameters)."""
     cls = cell_class(cell)
     check_nonlinearity(cell, nonlinearity)
+    if ablate:
+        return AblatedLSTMCell(cls, input_size, hidden_size, ablate=check_ablate(cell, ablate), bias=bias)
     if len(cls.nonlinearities) > 1:
         return cls(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity)
     return cls(input_size, hidden_size, bias=bias)
@@ -130,17 +158,22 @@ def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=
 
 
 __all__ = [
+    "ABLATIONS",
+    "AblatedLSTMCell",
     "CELLS",
     "CELL_NAMES",
     "NONLINEARITIES",
     "CIFGLSTMCell",
     "Cell",
     "GRUCell",
+    "LayerNormGRUCell",
+    "LayerNormLSTMCell",
     "LSTMCell",
     "PeepholeLSTMCell",
     "RNNCell",
     "cell_class",
     "cells_where",
+    "check_ablate",
     "check_cell_name",
     "check_nonlinearity",
     "make_cell",

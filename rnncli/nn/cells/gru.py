@@ -35,6 +35,7 @@ class GRUCell(nn.Module):
     bptt_kind = None
     bptt_gates = None
     extra_params = ()
+    ablations = ()  # Greff et al.'s switches (cells/ablation.py)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

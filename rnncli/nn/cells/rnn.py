@@ -30,6 +30,7 @@ class RNNCell(nn.Module):
     bptt_kind = None
     bptt_gates = None
     extra_params = ()
+    ablations = ()  # Greff et al.'s switches (cells/ablation.py)
 
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
