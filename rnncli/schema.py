@@ -81,6 +81,12 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             # and only without ablations (they run the autograd loop)
             **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None)),
         ),
+        "recurrent_dropout": Field(
+            "float", 0.0, "variational dropout on h_{t-1} in the recurrent matmul, one mask per sequence",
+            min=0, max=0.99,
+        ),
+        "zoneout": Field("float", 0.0, "zoneout rate: each state unit keeps its last value with this "
+                         "probability (expectation at evaluation)", min=0, max=0.99),
         "ablate": Field(
             "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=("none",) + ABLATIONS,
             **_for_cells(lambda c: bool(c.ablations)),
@@ -92,10 +98,11 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
 
 
 def _and_no_ablation(applies: dict) -> dict:
-    """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty."""
+    """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty
+    and model.zoneout 0 (the hand-written BPTT runs neither: those layers take the autograd loop)."""
     when = applies["when"]
-    return {"when": lambda c: when(c) and not c["model"].get("ablate"),
-            "when_text": applies["when_text"] + " and model.ablate is empty"}
+    return {"when": lambda c: when(c) and not c["model"].get("ablate") and not c["model"].get("zoneout"),
+            "when_text": applies["when_text"] + " and model.ablate is empty and model.zoneout is 0"}
 
 
 def check_recurrent(model: dict, where: Callable[..., str]) -> None:

@@ -15,6 +15,8 @@
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
     ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
+    recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; recurrent
+                     dropout keeps the hand-written BPTT, zoneout runs the autograd loop
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -43,6 +45,7 @@ from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
 from rnncli.nn.cells import cell_class, cells_where, check_ablate, check_nonlinearity, make_cell
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.regularise import dropout_mask, run_cell_regularised, zoneout_masks
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
 IMPLS = ("auto", "bptt", "autograd")
@@ -78,16 +81,24 @@ class Recurrent(nn.Module):
         forget_bias: float = 1.0,
         impl: str = "auto",
         ablate: tuple[str, ...] | list[str] = (),
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell_class = spec = cell_class(cell)
         check_nonlinearity(cell, nonlinearity)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
+        for key, rate in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"{key} must be in [0, 1), got {rate}")
         self.ablate = check_ablate(cell, ablate)
-        impl = _check_impl(cell, impl, self.ablate)
+        self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
+        switches = [f"ablate={list(self.ablate)}"] if self.ablate else []
+        switches += [f"zoneout={zoneout}"] if zoneout else []  # what the hand-written BPTT cannot run
+        impl = _check_impl(cell, impl, switches, own_cells=bool(switches or recurrent_dropout))
         # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
-        self.kernel = spec.torch_kernel if not self.ablate else None
-        self.bptt_kind = spec.bptt_kind if not self.ablate else None  # the hand-written BPTT's equations
+        self.kernel = spec.torch_kernel if not (switches or recurrent_dropout) else None
+        self.bptt_kind = spec.bptt_kind if not switches else None  # the hand-written BPTT's equations
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
@@ -102,7 +113,8 @@ class Recurrent(nn.Module):
             )
         else:  # one cell per layer and direction, row k = layer * D + direction
             self.cells = nn.ModuleList(
-                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size, ablate=self.ablate)
+                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size, nonlinearity,
+                          ablate=self.ablate)
                 for layer in range(num_layers)
                 for _ in range(self.num_directions)
             )
@@ -136,12 +148,10 @@ class Recurrent(nn.Module):
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
-        if self.ablate:
-            return "autograd"
-        if spec.torch_kernel is not None:
+        if self.kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
-        return "autograd" if spec.bptt_kind is None else "bptt"
+        return "autograd" if self.bptt_kind is None else "bptt"
 
     def paths(self, device_type: str = "cpu") -> list[tuple[str, str, str]]:
         """(layers, implementation, why) for the fast-path report, as forward would now run."""
@@ -152,14 +162,20 @@ class Recurrent(nn.Module):
             kernel = f"nn.{spec.torch_kernel.__name__}"
             return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
-            why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
-                "custom cell without a hand-written BPTT"
-            if self.ablate:
-                why = f"model.ablate {', '.join(self.ablate)}: the hand-written BPTT has no ablations"
+            if self.impl == "autograd":
+                why = "model.impl: autograd (the reference path)"
+            elif self.ablate or self.zoneout:
+                why = "model.ablate / model.zoneout: the hand-written BPTT has neither"
+            elif spec.torch_kernel is not None:
+                why = f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none"
+            else:
+                why = "custom cell without a hand-written BPTT"
             return [(layers, "plain autograd loop", why)]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
+        elif self.recurrent_dropout:
+            why = "model.recurrent_dropout: nn.LSTM has none"
         elif self.impl == "bptt":
             why = "impl='bptt'"
         else:
@@ -228,24 +244,33 @@ class Recurrent(nn.Module):
                 k = layer * self.num_directions + direction
                 reverse = direction == 1
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
-                if path == "bptt":
-                    out, final = self._run_bptt(k, seq, state_row(state, k), mask)
-                else:
-                    out, final = run_cell(self.cells[k], seq, state_row(state, k), mask)
+                out, final = self._run_row(k, seq, state_row(state, k), mask, path)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
                 finals.append(final)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
         out = x.transpose(0, 1) if self.batch_first else x
         return out, join_state(finals)
 
-    def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+    def _run_row(self, k: int, x: Tensor, state: State, mask: Tensor | None, path: str) -> tuple[Tensor, State]:
+        """Layer/direction k over x (T, B, I) on `path`, with this call's recurrent dropout / zoneout
+        masks (rnncli/nn/regularise.py); same contract as `run_cell`."""
+        h_mask = dropout_mask(hidden(state), self.recurrent_dropout, self.training)  # (B, H) or None
+        if path == "bptt":
+            return self._run_bptt(k, x, state, mask, h_mask)
+        if h_mask is None and not self.zoneout:
+            return run_cell(self.cells[k], x, state, mask)
+        zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)
+        return run_cell_regularised(self.cells[k], self.cell_class.folds_b_hh, x, state, mask, h_mask, zones)
+
+    def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None,
+                  h_mask: Tensor | None = None) -> tuple[Tensor, State]:
         """Layer/direction k on the hand-written path; same contract as `run_cell`."""
         low = autocast_dtype(x.device.type)
         names = self.cell_class.extra_params  # e.g. the peepholes, which only our cells hold
         extra = tuple(getattr(self.cells[k], n) for n in names) if names else None
         with torch.autocast(x.device.type, enabled=False):
             hs, c = lstm_family_layer(self.cell, x, *state, *self.layer_weights(k), extra, mask=mask,
-                                      compute_dtype=low)
+                                      compute_dtype=low, h_mask=h_mask)
         return (hs if mask is None else hs * mask), (hs[-1], c)
 
     def extra_repr(self) -> str:
@@ -254,6 +279,8 @@ class Recurrent(nn.Module):
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
             f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "auto" else "")
             + (f", ablate={list(self.ablate)}" if self.ablate else "")
+            + (f", recurrent_dropout={self.recurrent_dropout}" if self.recurrent_dropout else "")
+            + (f", zoneout={self.zoneout}" if self.zoneout else "")
         )
 
 
@@ -324,8 +351,12 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     return torch.get_autocast_dtype(device_type)
 
 
-def _check_impl(cell: str, impl: str, ablate: tuple[str, ...] = ()) -> str:
-    """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
+def _check_impl(cell: str, impl: str, switches: list[str] = (), own_cells: bool = False) -> str:
+    """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot.
+
+    `switches`: the options set that the hand-written BPTT cannot run (e.g. "zoneout=0.1");
+    `own_cells`: an option that takes even a torch-kernel cell onto our loops (so impl='autograd' may).
+    """
     if impl in _RENAMED_IMPLS:
         warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
                       FutureWarning, stacklevel=3)
@@ -333,13 +364,13 @@ def _check_impl(cell: str, impl: str, ablate: tuple[str, ...] = ()) -> str:
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
     spec = cell_class(cell)
-    if impl == "bptt" and ablate:
-        raise ValueError(f"impl='bptt' cannot run ablate={list(ablate)}: the hand-written BPTT has no ablations; "
-                         f"use impl='auto' (the autograd loop)")
+    if impl == "bptt" and switches:
+        raise ValueError(f"impl='bptt' cannot run {', '.join(switches)}: the hand-written BPTT has no such "
+                         f"option; use impl='auto' (the autograd loop)")
     if impl == "bptt" and spec.bptt_kind is None:
         cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
         raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
-    if impl == "autograd" and spec.torch_kernel is not None and not ablate:
+    if impl == "autograd" and spec.torch_kernel is not None and not own_cells:
         cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
         raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
                          f"{cell!r} runs torch's kernel")

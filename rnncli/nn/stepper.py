@@ -42,6 +42,7 @@ from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import block_permutation, double_candidate
 from rnncli.nn.cells import num_gates
 from rnncli.nn.onednn import FixedWeight
+from rnncli.nn.regularise import zone
 from rnncli.nn.state import State, StepState, hidden, zero_state
 
 
@@ -58,6 +59,7 @@ class Stepper:
         check_steppable(recurrent, embedding)
         self.cell, self.hidden_size = recurrent.cell, recurrent.hidden_size
         self.state_kind = recurrent.cell_class.state_kind
+        self.zoneout = float(recurrent.zoneout)  # evaluation's zoneout: s = z s_prev + (1 - z) step (regularise.py)
         ref = next(recurrent.parameters())
         self.device, self.dtype = ref.device, ref.dtype
         kernels = _fused_kernels(recurrent)  # compiled LSTM-family step, or None
@@ -80,8 +82,9 @@ class Stepper:
                 return self.step(inputs, state)
         x = inputs if self.table is None else self.table.index_select(0, inputs)  # (B, G*H)
         new = []
-        for layer, layer_state in zip(self.layers, state):
-            layer_state = layer(x, layer_state)
+        for layer, old in zip(self.layers, state):
+            layer_state = layer(x, old)
+            layer_state = zone(layer_state, old, self.zoneout) if self.zoneout else layer_state
             new.append(layer_state)
             x = hidden(layer_state)  # (B, H)
         return x, tuple(new)

@@ -80,7 +80,8 @@ class LayerNormGRUCell(nn.Module):
         r = torch.sigmoid(a_r + b_r)
         z = torch.sigmoid(a_z + b_z)
         n = torch.tanh(torch.addcmul(a_n, r, b_n))  # tanh(a_n + r ⊙ b_n)
-        return torch.lerp(n, state, z)  # (1 - z) ⊙ n + z ⊙ h
+        # (1 - z) ⊙ n + z ⊙ h, in the state's dtype (under autocast the gates may come out in bf16)
+        return torch.lerp(n.to(state.dtype), state, z.to(state.dtype))
 
     def _normalised(self, xw: Tensor, hw: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """(LN_ih(xw), LN_hh(hw)), each split into its r, z, n blocks (B, H)."""
