@@ -9,6 +9,7 @@ ratio to its baseline (nn.LSTM, or for the regularisers the same cell without th
 
     python benchmarks/zoo2.py                   # 32x256x2 and 64x512x2 (~10 min on 2 busy cores)
     python benchmarks/zoo2.py --quick           # 32x256x2 only
+    python benchmarks/zoo2.py --shape 64x512    # one shape
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="32x256 only")
+    parser.add_argument("--shape", action="append", help="BATCHxHIDDEN, e.g. 64x512 (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     shapes = [(32, 256)] if args.quick else [(32, 256), (64, 512)]
+    if args.shape:
+        shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.shape]
     rows = [r for b, h in shapes for r in measure(b, h, args.steps, args.rounds)]
     if args.json:
         print(json.dumps(rows, indent=1))

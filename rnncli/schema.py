@@ -88,7 +88,7 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
         "zoneout": Field("float", 0.0, "zoneout rate: each state unit keeps its last value with this "
                          "probability (expectation at evaluation)", min=0, max=0.99),
         "ablate": Field(
-            "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=("none",) + ABLATIONS,
+            "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=ABLATIONS + ("none",),
             **_for_cells(lambda c: bool(c.ablations)),
         ),
     }
