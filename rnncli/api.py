@@ -12,6 +12,7 @@ vocabularies, labels; older runs named it vocab.json), metrics.jsonl, last.pt an
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,7 +23,7 @@ from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
 from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
-from rnncli.training import checkpoint
+from rnncli.training import checkpoint, distributed
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
@@ -43,30 +44,102 @@ def run_directory(cfg: dict) -> Path:
 
 def train(config_path: str | None = None, overrides: list[str] = (), resume: str | None = None,
           show_progress: bool = True) -> dict:
-    """Train from a config (or continue `resume`, a run directory); returns the summary dict."""
+    """Train from a config (or continue `resume`, a run directory); returns the summary dict.
+
+    Under torchrun every process calls this; they join one process group (see
+    rnncli/training/distributed.py) and rank 0 alone writes the run directory."""
     if config_path is None and resume is None:
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
-    ckpt = None
+    cfg = load_config(config_path, overrides) if config_path else _saved_config(Path(resume), overrides)
+    device = select_device(cfg["trainer"]["device"])
+    ctx = distributed.setup(device)
+    try:
+        run_dir, ckpt = _open_run(cfg, resume, ctx)
+        seed_everything(cfg["trainer"]["seed"])  # the same initial weights on every rank
+        task = task_spec(cfg["task"]).module.build(cfg, device)
+        if ctx.main:
+            (run_dir / "config.yaml").write_text(dump_config(cfg))
+            (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
+        if ctx.rank:
+            seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
+        trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
+        if ckpt is not None:
+            trainer.restore(ckpt)
+            if distributed.restart_count() and resume is None:
+                trainer.progress_notes.append(f"torchrun restarted the group (restart {distributed.restart_count()}): "
+                                              f"continuing from {run_dir / 'last.pt'} at step {trainer.state.step}")
+        return trainer.fit(resumed=ckpt is not None)
+    finally:
+        distributed.shutdown()
+
+
+def _open_run(cfg: dict, resume: str | None, ctx) -> tuple[Path, dict | None]:
+    """The run directory and the checkpoint to continue from (None: a fresh start).
+
+    A group that torchrun restarted (`--max-restarts`) continues from the run's last.pt by itself."""
+    if resume is None and ctx.active:
+        run_dir = Path(distributed.broadcast(str(_rank0_run_directory(cfg)) if ctx.main else None))
+        if distributed.restart_count() and (run_dir / "last.pt").exists():
+            resume = str(run_dir)
     if resume is not None:
         run_dir = Path(resume)
         ckpt = checkpoint.load(checkpoint.find_checkpoint(run_dir, "last"))
-        cfg = load_config(config_path, overrides) if config_path else _saved_config(run_dir, overrides)
         _check_resumable(upgrade(ckpt["config"]), cfg, run_dir)
-    else:
-        cfg = load_config(config_path, overrides)
+        return run_dir, ckpt
+    if not ctx.active:
         run_dir = run_directory(cfg)
-        _prepare_run_dir(run_dir, cfg["run"]["overwrite"])
-    seed_everything(cfg["trainer"]["seed"])
-    device = select_device(cfg["trainer"]["device"])
-    task = task_spec(cfg["task"]).module.build(cfg, device)
-    (run_dir / "config.yaml").write_text(dump_config(cfg))
-    (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
-    trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-    if ckpt is not None:
-        trainer.restore(ckpt)
-    summary = trainer.fit(resumed=ckpt is not None)
-    return summary
+    problem = None
+    if ctx.main:
+        try:
+            _prepare_run_dir(run_dir, cfg["run"]["overwrite"] or distributed.restart_count() > 0)
+        except RunError as e:
+            problem = str(e)
+    problem = distributed.broadcast(problem)  # every rank stops on rank 0's error
+    if problem:
+        raise RunError(problem)
+    return run_dir, None
+
+
+def _rank0_run_directory(cfg: dict) -> Path:
+    """Under torchrun without run.name, the timestamped name chosen at the first start is kept in
+    RUN_DIR_PARENT/.torchrun-<rendezvous id>, so a restarted group finds its run again."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if cfg["run"]["name"] or not run_id or run_id == "none":
+        return run_directory(cfg)
+    marker = Path(cfg["run"]["dir"]) / f".torchrun-{run_id}"
+    if distributed.restart_count() and marker.exists():
+        return Path(marker.read_text().strip())
+    run_dir = run_directory(cfg)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(run_dir))
+    return run_dir
+
+
+def train_processes(nproc: int, config_path: str | None = None, overrides: list[str] = (),
+                    resume: str | None = None, max_restarts: int = 0, quiet: bool = False) -> int:
+    """`rnncli train --nproc N`: start torchrun's own launcher with N processes on this machine and
+    wait; returns its exit code (130 when interrupted). The config is checked here first, and a
+    run without run.name gets its timestamped name now, so a restarted group finds it again."""
+    if distributed.under_torchrun():
+        raise ArgumentError("nproc", "cannot be used inside a process that torchrun started")
+    if nproc < 1:
+        raise ArgumentError("nproc", f"must be >= 1 (got {nproc})")
+    if max_restarts < 0:
+        raise ArgumentError("max_restarts", f"must be >= 0 (got {max_restarts})")
+    if config_path is None and resume is None:
+        raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory)")
+    cfg = load_config(config_path, overrides) if config_path else _saved_config(Path(resume), overrides)
+    args = ["train", *([config_path] if config_path else [])]
+    for override in overrides:
+        args += ["--set", override]
+    if resume is not None:
+        args += ["--resume", resume]
+    elif not cfg["run"]["name"]:
+        args += ["--set", f"run.name={run_directory(cfg).name}"]
+    if quiet:
+        args.append("--quiet")
+    return distributed.launch(nproc, args, max_restarts)
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:

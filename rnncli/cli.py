@@ -90,12 +90,27 @@ def train(
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run directory exactly"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    nproc: Optional[int] = typer.Option(
+        None, "--nproc", help="data-parallel: start N processes on this machine through torchrun"),
+    max_restarts: Optional[int] = typer.Option(
+        None, "--max-restarts", help="with --nproc: restart the group this often when a process dies"),
 ):
     """Train a model from CONFIG (or continue a run with --resume RUN_DIR)."""
+    if nproc is not None:
+        code = api.train_processes(nproc, config, set_, resume, max_restarts or 0, quiet)
+        raise typer.Exit(code)
+    if max_restarts is not None:
+        raise ArgumentError("max_restarts", "needs nproc (torchrun restarts a group of processes)")
     summary = api.train(config, set_, resume, show_progress=not quiet)
-    if summary["status"] == "interrupted" and not quiet:
-        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"]])
+    if summary["status"] != "interrupted" or summary.get("rank", 0):
+        return
+    if not quiet:
+        processes = [f"--nproc {summary['processes']}"] if "processes" in summary else []
+        command = " ".join(["rnncli train", *([config] if config else []), "--resume", summary["run directory"],
+                            *processes])
         print(f"Resume with:\n  {command}", file=sys.stderr, flush=True)
+    if not summary.get("processes"):  # under torchrun a worker exits 0, or torchrun would restart it
+        raise typer.Exit(130)
 
 
 @app.command("eval")

@@ -173,7 +173,10 @@ TRAINER_FIELDS: dict[str, Field] = {
     ),
     "clip_grad_norm": Field("float", 5.0, "clip the global gradient norm (null: off)", nullable=True, min=0),
     "clip_grad_value": Field("float", None, "clip each gradient element (null: off)", nullable=True, min=0),
-    "batch_size": Field("int", 32, "sequences per batch", min=1),
+    "batch_size": Field("int", 32, "sequences per batch (the global batch, however many processes share it)",
+                        min=1),
+    "accumulate": Field("int", 1, "gradient accumulation: each batch runs as this many pieces, one backward each, "
+                        "with the same result as the whole batch", min=1),
     "epochs": Field("int", 10, "passes over the training data (null: use max_steps)", nullable=True, min=1),
     "max_steps": Field("int", None, "stop after this many optimizer steps", nullable=True, min=1),
     "val_every": Field("int", 500, "validate (and save) every N steps; also at each epoch end", min=1),

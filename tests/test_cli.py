@@ -123,5 +123,5 @@ def test_a_real_process_prints_one_line_and_no_traceback(tiny_run, args, code, m
 def test_an_interrupted_train_prints_how_to_resume(monkeypatch):
     monkeypatch.setattr(api, "train", lambda *a, **k: {"status": "interrupted", "run directory": "runs/x"})
     result = runner.invoke(app, ["train", "c.yaml"])
-    assert result.exit_code == 0 and "rnncli train c.yaml --resume runs/x" in result.stderr
+    assert result.exit_code == 130 and "rnncli train c.yaml --resume runs/x" in result.stderr  # a script sees it
     assert "--resume runs/x" not in runner.invoke(app, ["train", "c.yaml", "-q"]).stderr

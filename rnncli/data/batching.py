@@ -34,3 +34,12 @@ def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]
     """All indices sorted by length, cut into batches."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def split_index(index: list[int], parts: int) -> list[tuple[list[int], bool]]:
+    """A batch cut into `parts` interleaved pieces for ranks / accumulation steps: piece p is
+    index[p::parts], so each piece of a length-sorted batch gets short and long examples alike.
+    A piece left empty (fewer examples than parts) is (index[:1], False): a stand-in that runs
+    with weight 0, so every rank still takes part in the step's all-reduce."""
+    pieces = [index[p::parts] for p in range(parts)]
+    return [(piece, True) if piece else (index[:1], False) for piece in pieces]

@@ -34,6 +34,7 @@ from rnncli.tasks.synthetic import (
     eval_splits,
     model_fields,
     no_data_file,
+    shard_rows,
 )
 
 TOLERANCE = 0.04
@@ -89,6 +90,9 @@ class AddingTask:
 
     def initial_carry(self):
         return None
+
+    def shard(self, batch, parts: int):
+        return shard_rows(batch, parts)
 
     def train_step(self, batch, carry):
         x, y = batch

@@ -38,6 +38,11 @@ class Task(Protocol):
     def train_step(self, batch: Any, carry: Any) -> tuple[torch.Tensor, Any, int]:
         """Forward one batch: (mean loss to backpropagate, new carry, tokens in the batch)."""
 
+    def shard(self, batch: Any, parts: int) -> list[tuple[Any, int]]:
+        """A training batch cut into `parts` pieces (torchrun ranks x trainer.accumulate), each with
+        the count its mean loss is taken over (tokens or examples; 0 for a stand-in piece), so that
+        sum(loss_p x count_p) / sum(count_p) is the whole batch's loss."""
+
     def evaluate(self, split: str) -> dict[str, float]: ...
 
     def state(self) -> dict:

@@ -114,6 +114,16 @@ class CharLMTask:
     def initial_carry(self):
         return None
 
+    def shard(self, batch, parts: int) -> list[tuple[tuple[torch.Tensor, torch.Tensor], int]]:
+        """Each piece is a contiguous block of the batch_size streams (its own carried state); the
+        global batch is batch_size streams however many processes share it."""
+        x, y = batch  # (B, n) each
+        if x.size(0) % parts:
+            raise ConfigError(f"trainer.batch_size = {x.size(0)} streams cannot be shared equally by {parts} "
+                              f"pieces (processes x trainer.accumulate): use a multiple of {parts}")
+        b = x.size(0) // parts
+        return [((x[p * b:(p + 1) * b], y[p * b:(p + 1) * b]), b * x.size(1)) for p in range(parts)]
+
     def train_step(self, batch, carry):
         x, y = batch
         logits, state = self.model(x, carry)

@@ -30,7 +30,7 @@ from typing import Callable
 import torch
 from torch.nn import functional as F
 
-from rnncli.data.batching import bucketed_batches, length_sorted_batches, shuffled_batches
+from rnncli.data.batching import bucketed_batches, length_sorted_batches, shuffled_batches, split_index
 from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.tabular import (
     FORMATS,
@@ -203,7 +203,7 @@ class ClassifyTask:
             batches = bucketed_batches([len(ids) for ids in data.ids], self.batch_size, generator)
         else:
             batches = shuffled_batches(len(data), self.batch_size, generator)
-        return [self._collate(data, b) for b in batches]
+        return batches
 
     def _collate(self, data: Encoded, index: list[int]):
         x, lengths = pad_batch([data.ids[i] for i in index], self.vocab.pad_id)  # (B, T), (B,)
@@ -213,8 +213,11 @@ class ClassifyTask:
     def initial_carry(self):
         return None
 
-    def train_step(self, batch, carry):
-        x, lengths, y = batch
+    def shard(self, index: list[int], parts: int) -> list[tuple[list[int], int]]:
+        return [(piece, len(piece) if real else 0) for piece, real in split_index(index, parts)]  # per example
+
+    def train_step(self, index: list[int], carry):
+        x, lengths, y = self._collate(self.splits["train"], index)
         loss = F.cross_entropy(self.model(x, lengths), y)
         return loss, None, int(lengths.sum())
 

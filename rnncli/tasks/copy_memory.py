@@ -35,6 +35,7 @@ from rnncli.tasks.synthetic import (
     eval_splits,
     model_fields,
     no_data_file,
+    shard_rows,
 )
 
 BLANK, DELIMITER = 0, 9
@@ -93,6 +94,9 @@ class CopyMemoryTask:
 
     def initial_carry(self):
         return None
+
+    def shard(self, batch, parts: int):
+        return shard_rows(batch, parts)
 
     def train_step(self, batch, carry):
         x, y = batch

@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.data import tags as tagging
-from rnncli.data.batching import shuffled_batches
+from rnncli.data.batching import shuffled_batches, split_index
 from rnncli.data.conll import read_conll
 from rnncli.data.conll import write_conll as _write_rows
 from rnncli.data.embeddings import pretrained_embedding
@@ -212,6 +212,11 @@ class NERTask:
 
     def initial_carry(self):
         return None
+
+    def shard(self, index: list[int], parts: int) -> list[tuple[list[int], int]]:
+        words = self.splits["train"].words  # the loss is per token
+        return [(piece, sum(len(words[i]) for i in piece) if real else 0)
+                for piece, real in split_index(index, parts)]
 
     def train_step(self, index: list[int], carry):
         batch = make_batch(self.splits["train"], index, self.device, with_tags=True)

@@ -25,7 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.data import parallel
-from rnncli.data.batching import bucketed_batches, length_sorted_batches
+from rnncli.data.batching import bucketed_batches, length_sorted_batches, split_index
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
 from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
@@ -258,6 +258,12 @@ class Seq2SeqTask:
 
     def initial_carry(self):
         return None
+
+    def shard(self, batch, parts: int) -> list[tuple[tuple[int, list[int]], int]]:
+        epoch, index = batch
+        tgt = self.splits["train"].tgt  # the loss is per target token, <eos> included
+        return [((epoch, piece), sum(len(tgt[i]) + 1 for i in piece) if real else 0)
+                for piece, real in split_index(index, parts)]
 
     def train_step(self, batch, carry):
         epoch, index = batch

@@ -63,6 +63,19 @@ class GeneratedBatches:
         return self.make(generator(self.seed, self.epoch, index))
 
 
+def shard_rows(batch: tuple[torch.Tensor, torch.Tensor], parts: int) -> list[tuple[tuple, int]]:
+    """A generated batch (x, y) cut into `parts` interleaved row sets, each counted by its rows
+    (the losses are means over rows); a part left empty runs one row with count 0."""
+    x, y = batch
+    rows = list(range(x.shape[0]))
+    out = []
+    for p in range(parts):
+        index = rows[p::parts]
+        pick = torch.tensor(index or rows[:1], device=x.device)
+        out.append(((x[pick], y[pick]), len(index)))
+    return out
+
+
 def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
     return SequenceModel(input_size=input_size, output_size=output_size, **recurrent_kwargs(m))
 

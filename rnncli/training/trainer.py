@@ -9,6 +9,10 @@ protocol (rnncli/tasks/base.py).
 Exact resume: a checkpoint holds the model, optimizer, the schedule's state, every RNG state,
 the data position (epoch, next batch index) and the task's carried state, so
 `N steps + resume + N steps` reproduces `2N steps` step for step.
+
+Under torchrun (rnncli/training/distributed.py) every rank runs this loop on the same batch list
+and `TrainingStep` trains its share of each batch; rank 0 alone validates, prints, logs and
+saves, and checkpoints hold every rank's RNG state and carried state.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import torch
 
 from rnncli.errors import TrainingError
-from rnncli.training import checkpoint, precision
+from rnncli.training import checkpoint, distributed, precision
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
 from rnncli.training.step import Diverged, TrainingStep
@@ -82,10 +86,13 @@ class TrainState:
 
 
 class MetricsLog:
-    """Appends one JSON object per line to metrics.jsonl."""
+    """Appends one JSON object per line to metrics.jsonl (rank 0 only; other ranks write nothing)."""
 
     def __init__(self, path: Path, resume_step: int | None = None):
         self.path = path
+        self.enabled = distributed.is_main_process()
+        if not self.enabled:
+            return
         if resume_step is not None and path.exists():  # drop records past the checkpoint
             kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resume_step]
             path.write_text("".join(line + "\n" for line in kept))
@@ -93,12 +100,15 @@ class MetricsLog:
             path.write_text("")
 
     def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
 
 
 class _StopOnSignal:
-    """First Ctrl-C asks the loop to stop after the current step; a second one aborts."""
+    """First Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one aborts.
+    Under torchrun every rank learns of it in the step's all-reduce, so all stop at the same step."""
 
     def __init__(self):
         self.requested = False
@@ -106,7 +116,7 @@ class _StopOnSignal:
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def _handle(self, signum, frame):
@@ -115,8 +125,8 @@ class _StopOnSignal:
         self.requested = True
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, handler in (self._old or {}).items():
+            signal.signal(s, handler)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -131,28 +141,53 @@ class Trainer:
         self.optimizer, self.scaler = self.step.optimizer, self.step.scaler  # what checkpoints save
         self.state = TrainState()
         self.carry = None
+        self.progress_notes: list[str] = []  # said once the progress display is up
         self._window = None  # running sums since the last log line
-        self.show_progress = show_progress
+        self.dist = distributed.context()
+        self.show_progress = show_progress and self.dist.main
         n = task.num_train_batches()
         total = (self.t["epochs"] or math.inf) * n
         self.total_steps = int(min(total, self.t["max_steps"] or math.inf))
         if self.total_steps == 0 or math.isinf(total) and not self.t["max_steps"]:
             raise TrainingError("set trainer.epochs or trainer.max_steps (and give the task training data)")
+        if self.step.parts > 1:
+            task.shard(task.train_batches(0)[0], self.step.parts)  # a batch that cannot be shared fails now
 
     # ---- checkpoints
     def restore(self, ckpt: dict) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.state = TrainState(**ckpt["trainer"])
-        self.carry = ckpt["carry"]
         if self.scaler is not None and ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
-        checkpoint.set_rng_state(ckpt["rng"])
+        ranks = ckpt.get("ranks") or {"world": 1, "parts": 1, "rng": [ckpt["rng"]], "carry": [ckpt["carry"]]}
+        same = ranks["world"] == self.dist.world and ranks["parts"] == self.step.parts
+        if same:
+            checkpoint.set_rng_state(ranks["rng"][self.dist.rank])
+            self.carry = ranks["carry"][self.dist.rank]
+            return
+        if self.dist.main:
+            checkpoint.set_rng_state(ranks["rng"][0])
+        self.carry = self.step.initial_carry()
+        self.progress_notes.append(
+            f"resuming a run saved by {ranks['world']} process(es) in {ranks['parts']} piece(s) per batch on "
+            f"{self.dist.world} in {self.step.parts}: the global batch, the data position and the weights carry "
+            f"over; each process's random stream (dropout) and any state carried between batches start afresh")
 
     def _elapsed(self) -> float:
         return round(time.perf_counter() - self._started, 3)
 
-    def _save(self, name: str) -> None:
+    def _rank_states(self) -> dict | None:
+        """Every rank's RNG and carried state (a collective: all ranks call it); None in one process."""
+        if self.step.parts == 1:
+            return None
+        gathered = distributed.gather((checkpoint.rng_state(), self.carry))
+        return {"world": self.dist.world, "parts": self.step.parts,
+                "rng": [g[0] for g in gathered], "carry": [g[1] for g in gathered]}
+
+    def _save(self, name: str, ranks: dict | None = None) -> None:
+        if not self.dist.main:
+            return
         self.state.elapsed = self._elapsed()
         ckpt = {
             "format_version": checkpoint.FORMAT_VERSION,
@@ -165,6 +200,8 @@ class Trainer:
             "carry": self.carry,
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
+        if ranks is not None:
+            ckpt["ranks"] = ranks
         checkpoint.save_atomic(ckpt, self.run_dir / f"{name}.pt")
 
     # ---- main loop
@@ -174,6 +211,8 @@ class Trainer:
         self._started = time.perf_counter() - s.elapsed
         self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
         self._report_fast_paths()
+        for note in self.progress_notes:
+            self.progress.message(note)
         stopped = "finished"
         try:
             with _StopOnSignal() as stop:
@@ -186,15 +225,15 @@ class Trainer:
         s, t = self.state, self.t
         while s.step < self.total_steps:
             batches = self.task.train_batches(s.epoch)
-            if s.batch_index == 0:
-                self.carry = self.task.initial_carry()
+            if s.batch_index == 0 or self.carry is None:
+                self.carry = self.step.initial_carry()
             for index in range(s.batch_index, len(batches)):
-                self._train_step(batches[index])
+                asked = self._train_step(batches[index], stop)
                 s.batch_index = index + 1
                 if s.step % t["val_every"] == 0 and self._validate():
                     return "early stopping"
-                if stop.requested:
-                    self._save("last")
+                if asked:
+                    self._save("last", self._rank_states())
                     return "interrupted"
                 if s.step >= self.total_steps:
                     break
@@ -206,7 +245,8 @@ class Trainer:
             self._validate()
         return "finished"
 
-    def _train_step(self, batch) -> None:
+    def _train_step(self, batch, stop: _StopOnSignal) -> bool:
+        """One optimizer step, logged; True when some rank was asked to stop."""
         s, t = self.state, self.t
         if self._window is None or s.step % t["log_every"] == 0:
             self._window = {"loss": 0.0, "steps": 0, "tokens": 0, "start": time.perf_counter()}
@@ -214,7 +254,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         try:
-            loss_value, grad_norm, self.carry, n_tokens = self.step(batch, self.carry)
+            loss_value, grad_norm, self.carry, n_tokens, asked = self.step(batch, self.carry, lambda: stop.requested)
         except Diverged as e:
             self._diverged(str(e))
         s.step += 1
@@ -232,11 +272,18 @@ class Trainer:
                       "tokens_per_s": w["tokens"] / elapsed}
             self.log.write(record)
         self.progress.step(s.step, record)
+        return asked
 
     # ---- fast-path report: what each layer runs on, then tokens/s over a few real steps
     _PROBE_STEPS = 5
 
     def _report_fast_paths(self) -> None:
+        if self.dist.active or self.step.accumulate > 1:
+            per = self.t["batch_size"] / self.step.parts
+            self.progress.message(
+                f"data parallel: {self.dist.world} process(es) ({self.dist.backend or 'one process'}, "
+                f"{torch.get_num_threads()} thread(s) each) x trainer.accumulate {self.step.accumulate}: "
+                f"each piece ~{per:g} of the global batch of {self.t['batch_size']}; every rank runs:")
         for line in fast_paths(self.model, self.device, self.t["precision"]):
             self.progress.message(f"fast path: {line}")
         self._probe = {"first": self.state.step + 1, "start": None, "tokens": 0}
@@ -270,6 +317,12 @@ class Trainer:
     # ---- validation, best checkpoint, early stopping, plateau schedule
     def _validate(self) -> bool:
         """Score on the validation split, save checkpoints; True when early stopping triggers."""
+        ranks = self._rank_states()
+        decision = self._score_and_save(ranks) if self.dist.main else None
+        stop, self.state.lr_factor = distributed.broadcast(decision)  # rank 0 decides for all
+        return stop
+
+    def _score_and_save(self, ranks: dict | None) -> tuple[bool, float]:
         s, t = self.state, self.t
         with self._autocast():
             metrics = self.task.evaluate("val")
@@ -290,10 +343,10 @@ class Trainer:
                     s.plateau_bad = 0
         self.log.write({"step": s.step, "epoch": s.epoch, "split": "val", "elapsed_s": self._elapsed(), **metrics})
         self.progress.validation(s.step, metrics, improved)
-        self._save("last")
+        self._save("last", ranks)
         if improved:
-            self._save("best")
-        return t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"]
+            self._save("best", ranks)
+        return t["early_stopping"] is not None and s.bad_validations >= t["early_stopping"], s.lr_factor
 
     def _finish(self, stopped: str) -> dict:
         s = self.state
@@ -302,5 +355,9 @@ class Trainer:
         summary = {"status": stopped, "steps": s.step, "epochs": round(s.step / self.task.num_train_batches(), 2),
                    f"best val {self.task.metric}": s.best, "best step": s.best_step,
                    "run directory": str(self.run_dir)}
+        if self.dist.active:
+            summary["processes"] = self.dist.world
+            if not self.dist.main:
+                summary["rank"] = self.dist.rank
         self.progress.summary("training summary", summary)
         return summary
