@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -22,8 +23,20 @@ import yaml
 from rnncli.config import dump_config, load_config, upgrade
 from rnncli.errors import ArgumentError, RunError
 from rnncli.tasks import TaskSpec, task_spec, tasks_that
-from rnncli.tasks.base import MapsAttention, Predicts, RendersMetrics, SamplesText, Translates, WritesPredictions
-from rnncli.training import checkpoint, distributed
+from rnncli.tasks.base import (
+    MapsAttention,
+    Predicts,
+    Probes,
+    RendersMetrics,
+    SamplesText,
+    ScoresExamples,
+    ShowsSamples,
+    Translates,
+    WritesPredictions,
+)
+from rnncli.training import checkpoint, distributed, tensorboard
+from rnncli.training.health_line import HealthLine, ProbeAtValidation, Watchers
+from rnncli.training.tensorboard import TensorBoardWriter
 from rnncli.training.trainer import Trainer, seed_everything, select_device
 
 TASK_STATE_FILE = "task_state.json"  # the task's state as readable JSON (checkpoints carry it too)
@@ -52,6 +65,7 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
         raise ArgumentError("config_path", "is required to start a run (or give resume, a run directory, to "
                             "continue one)")
     cfg = load_config(config_path, overrides) if config_path else _saved_config(Path(resume), overrides)
+    _require_extras(cfg)
     device = select_device(cfg["trainer"]["device"])
     ctx = distributed.setup(device)
     try:
@@ -63,13 +77,15 @@ def train(config_path: str | None = None, overrides: list[str] = (), resume: str
             (run_dir / TASK_STATE_FILE).write_text(json.dumps(task.state(), ensure_ascii=False, indent=1))
         if ctx.rank:
             seed_everything(cfg["trainer"]["seed"] * 1000 + ctx.rank)  # dropout masks differ by rank
-        trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress)
-        if ckpt is not None:
-            trainer.restore(ckpt)
-            if distributed.restart_count() and resume is None:
-                trainer.progress_notes.append(f"torchrun restarted the group (restart {distributed.restart_count()}): "
-                                              f"continuing from {run_dir / 'last.pt'} at step {trainer.state.step}")
-        return trainer.fit(resumed=ckpt is not None)
+        with _watch(cfg, task, run_dir, show_progress, ctx.main) as watch:
+            trainer = Trainer(task, cfg, run_dir, config_path or str(run_dir / "config.yaml"), show_progress, watch)
+            if ckpt is not None:
+                trainer.restore(ckpt)
+                if distributed.restart_count() and resume is None:
+                    trainer.progress_notes.append(
+                        f"torchrun restarted the group (restart {distributed.restart_count()}): continuing from "
+                        f"{run_dir / 'last.pt'} at step {trainer.state.step}")
+            return trainer.fit(resumed=ckpt is not None)
     finally:
         distributed.shutdown()
 
@@ -140,6 +156,37 @@ def train_processes(nproc: int, config_path: str | None = None, overrides: list[
     if quiet:
         args.append("--quiet")
     return distributed.launch(nproc, args, max_restarts)
+
+
+def _require_extras(cfg: dict) -> None:
+    """Before any work: an optional package the config needs is missing -> one line naming the extra."""
+    if cfg["run"]["tensorboard"]:
+        tensorboard.require()
+
+
+@contextmanager
+def _watch(cfg: dict, task, run_dir: Path, show_progress: bool, main: bool = True):
+    """What sees every metrics.jsonl record: the health line (with progress output) and TensorBoard
+    (run.tensorboard: true), each handed what the run's task can show; nothing on ranks other than 0."""
+    if not main:
+        yield Watchers()
+        return
+    spec = task_spec(cfg["task"])
+    probe = ProbeAtValidation(task.model.rnn, task.probe) if spec.can(Probes) else None
+    health = HealthLine(probe, cfg["trainer"]["clip_grad_norm"]) if show_progress else None
+    if not cfg["run"]["tensorboard"]:
+        yield Watchers(health)
+        return
+    writer = TensorBoardWriter(
+        run_dir, samples=(lambda: task.samples("val")) if spec.can(ShowsSamples) else None,
+        attention=_attention_of(task) if spec.can(MapsAttention) else None, probe=probe)
+    with writer:
+        yield Watchers(health, writer)
+
+
+def _attention_of(task) -> Callable[[], dict] | None:
+    """One validation sentence's attention map; None for a model without attention."""
+    return None if task.model.attention_kind == "none" else lambda: task.attention_map("val", 0)
 
 
 def _saved_config(run_dir: Path, overrides: list[str]) -> dict:
@@ -228,6 +275,17 @@ def evaluate(run_dir: str, split: str = "val", data_file: str | None = None, whi
     metrics = task.evaluate("file" if data_file else split, **options)
     return {"run": str(run_dir), "task": cfg["task"], "checkpoint_step": ckpt["trainer"]["step"],
             "split": data_file or split, **metrics}
+
+
+def example_scores(run_dir: str, split: str = "val", which: str = "best"):
+    """Per-example statistics of a trained run on one of its splits (`rnncli.metrics.ExampleScores`):
+    what `rnncli.tools.compare_runs` resamples to compare two runs."""
+    if split not in SPLITS:
+        raise ArgumentError("split", f"must be one of {', '.join(SPLITS)} (got {split!r})")
+    _require(_saved_spec(run_dir), ScoresExamples, run_dir, "per-example scores")
+    _, task, _ = load_run(run_dir, which)
+    task.load_data(None)
+    return task.example_scores(split)
 
 
 def generate(run_dir: str, prompt: str, length: int = 500, temperature: float = 1.0, top_k: int | None = None,

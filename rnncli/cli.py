@@ -15,7 +15,7 @@ import json
 import sys
 import warnings
 from contextlib import contextmanager
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 from rich.console import Console
@@ -115,7 +115,7 @@ def train(
 
 @app.command("eval")
 def eval_(
-    run: str = typer.Argument(..., help="run directory"),
+    run: Optional[str] = typer.Argument(None, help="run directory (none with --compare)"),
     split: str = typer.Option("val", "--split", help="val or test"),
     data: Optional[str] = typer.Option(None, "--data", help="score this file instead of a split"),
     checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
@@ -124,8 +124,17 @@ def eval_(
     attention_plot: Optional[str] = typer.Option(
         None, "--attention-plot", help="seq2seq: PNG heat-map of the first sentence's attention "
         "(a terminal heat-map when matplotlib is missing)"),
+    compare: Optional[Tuple[str, str]] = typer.Option(
+        None, "--compare", metavar="RUN_A RUN_B", help="paired-bootstrap comparison of two runs on --split"),
+    resamples: int = typer.Option(1000, "--resamples", help="--compare: bootstrap resamples"),
+    seed: int = typer.Option(12345, "--seed", help="--compare: bootstrap seed"),
 ):
-    """Metrics of a trained run on a split or a file."""
+    """Metrics of a trained run on a split or a file (or --compare RUN_A RUN_B: B - A with a 95% CI)."""
+    if compare is not None:
+        _compare(run, compare, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot)
+        return
+    if run is None:
+        raise UsageError("Missing argument 'RUN' (or give --compare RUN_A RUN_B)")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam)
     if attention_plot is not None:
         _attention_plot(run, split, data, checkpoint, attention_plot)
@@ -137,6 +146,20 @@ def eval_(
     console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
     for table in api.metric_tables(metrics["task"], metrics):
         console.print(table)
+
+
+def _compare(run, runs, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot) -> None:
+    from rnncli.tools.compare_runs import compare_runs, render
+
+    extra = [name for name, value in (("RUN", run), ("--data", data), ("--beam", beam),
+                                      ("--attention-plot", attention_plot)) if value is not None]
+    if extra:
+        raise RnncliError(f"--compare RUN_A RUN_B takes no {', '.join(extra)}: both runs score their own --split")
+    result = compare_runs(*runs, split=split, resamples=resamples, seed=seed, which=checkpoint)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        Console().print(render(result))
 
 
 def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str) -> None:
@@ -313,6 +336,27 @@ def bench(
     typer.echo(f"  eval      {result['eval_tokens_per_s']:>10,.0f} tokens/s  (forward only, no gradients)")
     if "generate_chars_per_s" in result:
         typer.echo(f"  generate  {result['generate_chars_per_s']:>10,.0f} chars/s   (batch 1)")
+
+
+@app.command("export")
+def export_(
+    run: str = typer.Argument(..., help="run directory"),
+    fmt: str = typer.Option("onnx", "--format", help="onnx or torchscript"),
+    output: Optional[str] = typer.Option(None, "--output", help="folder for the graphs and model.json "
+                                         "(default RUN/export/FORMAT)"),
+    int8: bool = typer.Option(False, "--int8", help="int8 weights (not supported by export yet)"),
+    checkpoint: str = typer.Option("best", "--checkpoint", help="best or last"),
+):
+    """Write the run as ONNX or TorchScript graphs (explicit state, dynamic batch and time) plus a JSON
+    sidecar, after checking them against the PyTorch model on random padded batches."""
+    from rnncli.tools.export import export
+
+    result = export(run, fmt, output, int8, checkpoint)
+    for name, diff in result["parity"].items():
+        typer.echo(f"parity {name}: max abs diff {diff:.2e} (tolerance {result['tolerance']:g}; "
+                   f"3 lengths x 2 batch sizes, padded)")
+    for path in result["files"]:
+        typer.echo(f"wrote {path}")
 
 
 def _write_lines(lines: List[str], output: Optional[str]) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from rnncli.errors import ConfigError, closest
-from rnncli.schema import SECTIONS, Field, Schema, check_recurrent
+from rnncli.schema import SECTIONS, Field, Schema, check_model
 from rnncli.tasks import TASK_NAMES, task_module, task_schema
 
 
@@ -140,7 +140,7 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None) -> dict:
             raise ConfigError(f"{where(section)}: section '{section}' must be a mapping of keys")
         cfg[section] = _resolve_section(section, values, schema[section], where)
     _drop_inapplicable(cfg, raw, schema, where)
-    check_recurrent(cfg["model"], where)
+    check_model(cfg, where)
     task_module(task).check(cfg, where)
     return cfg
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
+from rnncli.nn.activations import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_GATE_ACTIVATION, GATE_ACTIVATIONS, is_default
 from rnncli.nn.cells import ABLATIONS, CELL_NAMES, NONLINEARITIES, cells_where, check_ablate
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
+from rnncli.nn.impls import IMPLS, impls_for
 
 SECTIONS = ("data", "model", "trainer", "run")
 
@@ -75,18 +77,31 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "bptt", "bptt: hand-written BPTT (fast); autograd: plain loop (reference)",
-            choices=("bptt", "autograd"), renamed={"fused": "bptt"},
-            # only a cell without a torch kernel but with a hand-written BPTT has a path to choose,
-            # and only without ablations (they run the autograd loop)
-            **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None and c.bptt_kind is not None)),
+            "str", "auto", "auto: the cell's fastest path here (bptt for the LSTM family; for cells whose gates read "
+            "only the input, the loop on the CPU, else the scan); bptt: hand-written BPTT; scan: parallel scan over "
+            "time; autograd: plain loop (reference)",
+            choices=IMPLS, renamed={"fused": "bptt"},
+            # only cells without a torch kernel have a path to choose (`check_model` checks the pair), and
+            # only without ablations or zoneout (they run the autograd loop)
+            **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None)),
+        ),
+        "gate_activation": Field(
+            "str", DEFAULT_GATE_ACTIVATION, "activation of the gates (hard_sigmoid: clip(x/6 + 1/2, 0, 1)); "
+            "other than sigmoid runs the cell's own step (autograd)",
+            choices=tuple(GATE_ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
+        ),
+        "activation": Field(
+            "str", DEFAULT_ACTIVATION, "activation of the candidate and of the cell output; other than tanh "
+            "runs the cell's own step (autograd)",
+            choices=tuple(ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
         ),
         "recurrent_dropout": Field(
             "float", 0.0, "variational dropout on h_{t-1} in the recurrent matmul, one mask per sequence",
-            min=0, max=0.99,
+            min=0, max=0.99, **_for_cells(lambda c: c.sequence_kind == "loop"),
         ),
         "zoneout": Field("float", 0.0, "zoneout rate: each state unit keeps its last value with this "
-                         "probability (expectation at evaluation)", min=0, max=0.99),
+                         "probability (expectation at evaluation)", min=0, max=0.99,
+                         **_for_cells(lambda c: c.sequence_kind == "loop")),
         "ablate": Field(
             "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=ABLATIONS + ("none",),
             **_for_cells(lambda c: bool(c.ablations)),
@@ -132,6 +147,22 @@ def recurrent_kwargs(model: dict) -> dict:
     own default stands for them. Every task builds its recurrent layers through this function.
     """
     return {key: model[key] for key in RECURRENT_KEYS if key in model}
+
+
+def check_model(cfg: dict, where: Callable[..., str]) -> None:
+    """Cross-key rules of the recurrent `model` keys: `model.impl` must be a path the cell has (with
+    other than sigmoid gates and tanh, only its own step); model.ablate (`check_recurrent`)."""
+    model = cfg.get("model", {})
+    check_recurrent(model, where)
+    if "impl" not in model or "cell" not in model:
+        return
+    default = is_default(model.get("gate_activation", DEFAULT_GATE_ACTIVATION),
+                         model.get("activation", DEFAULT_ACTIVATION))
+    allowed = impls_for(model["cell"], default)
+    if model["impl"] not in allowed:
+        how = "" if default else f" with gate_activation {model['gate_activation']}, activation {model['activation']}"
+        raise ConfigError(f"{where('model', 'impl')}: model.impl = '{model['impl']}' is not a path of cell "
+                          f"'{model['cell']}'{how}. Allowed for it: {', '.join(allowed)}")
 
 
 def check_split(split: list[float], where: str, example: list[float]) -> None:
@@ -190,4 +221,7 @@ RUN_FIELDS: dict[str, Field] = {
     "name": Field("str", None, "run directory name (null: timestamp)", nullable=True),
     "dir": Field("str", "runs", "parent directory of run directories"),
     "overwrite": Field("bool", False, "start afresh even if the run directory has checkpoints"),
+    "tensorboard": Field("bool", False, "write TensorBoard event files to RUN/tensorboard/: every metrics.jsonl "
+                         "scalar, and at each validation samples, attention, gate histograms and gradient flow "
+                         "(pip install 'rnncli[tensorboard]')"),
 }

@@ -163,3 +163,20 @@ def test_compare_varies_the_ablation(tmp_path):
         compare(config, ["gru"], vary="model.ablate=none")
     with pytest.raises(ArgumentError, match="expected section.key=a,b"):
         compare(config, vary="ablate")
+
+
+def test_ablations_take_the_gate_and_candidate_activations():
+    """no_peepholes on peephole_lstm is the lstm's equations: with hard_sigmoid / softsign too."""
+    torch.manual_seed(0)
+    kw = dict(gate_activation="hard_sigmoid", activation="softsign")
+    ablated = AblatedLSTMCell(cell_class("peephole_lstm"), 3, 4, ablate=("no_peepholes",), **kw).double()
+    plain = cell_class("lstm")(3, 4, **kw).double()
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(plain, name).copy_(getattr(ablated, name))
+    x, state = torch.randn(5, 3, dtype=torch.float64), (torch.randn(5, 4, dtype=torch.float64),) * 2
+    for got, want in zip(ablated(x, state), plain(x, state)):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+    layer = Recurrent("peephole_lstm", 3, 4, ablate=["no_output_gate"], **kw)
+    why = layer.paths()[0][2]
+    assert layer.path() == "autograd" and "hard_sigmoid" in why and "model.ablate" in why

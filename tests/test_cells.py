@@ -125,8 +125,9 @@ def test_none_state_means_zeros(cell):
 @pytest.mark.parametrize("cell", CELL_NAMES)
 @pytest.mark.parametrize("bias", [True, False])
 def test_parameter_count_formula(cell, bias):
-    """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases. The LN cells:
-    gains and betas (G*H,) for each matmul instead of the biases, and gain, beta (H,) of LN(c)."""
+    """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases. Scan cells
+    (gates from the input only) have no W_hh and no b_hh: G*(H*I + H). The LN cells: gains and betas
+    (G*H,) for each matmul instead of the biases, and gain, beta (H,) of LN(c)."""
     module, extra = make_cell(cell, I, H, bias=bias), cell_class(cell).extra_params
     if make_cell(cell, I, H).bias_ih is None:  # LN: no biases; (G*H,) or (H,) gains [and betas]
         ln = dict(module.named_parameters(recurse=False))
@@ -134,12 +135,17 @@ def test_parameter_count_formula(cell, bias):
         assert len(ln) == (len(extra) if bias else len(extra) // 2)
         assert all(p.shape in ((num_gates(cell) * H,), (H,)) for p in ln.values())
         expected = num_gates(cell) * (H * I + H * H) + sum(p.numel() for p in ln.values())
+    elif cell_class(cell).sequence_kind == "scan":
+        expected = num_gates(cell) * (H * I + (H if bias else 0))
     else:
         expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0))
         expected += H * len(extra)  # the peepholes: (H,) each
     assert sum(p.numel() for p in module.parameters()) == expected
     assert module.weight_ih.shape == (num_gates(cell) * H, I)
-    assert module.weight_hh.shape == (num_gates(cell) * H, H)
+    if cell_class(cell).sequence_kind == "loop":
+        assert module.weight_hh.shape == (num_gates(cell) * H, H)
+    else:
+        assert module.weight_hh is None and module.bias_hh is None
 
 
 def recurrent_params(cell):
@@ -179,6 +185,7 @@ FACTS = {  # the Cell protocol's class attributes and what each may hold
     "sigmoid_gates": tuple, "nonlinearities": tuple, "torch_kernel": (type, type(None)), "folds_b_hh": bool,
     "bptt_kind": (str, type(None)), "bptt_gates": (tuple, type(None)), "extra_params": tuple,
     "ablations": tuple,
+    "sequence_kind": str, "configurable_activations": bool,
 }
 
 
@@ -211,8 +218,13 @@ def test_every_cell_class_declares_every_fact_consistently(cell):
     module = make_cell(cell, I, H)
     biases = {n for n in ("bias_ih", "bias_hh") if getattr(module, n) is not None}  # None: the LN cells
     names = {n for n, _ in module.named_parameters()}
-    assert names == {"weight_ih", "weight_hh", *biases, *cls.extra_params}
     assert set(cls.ablations) <= set(ABLATIONS)
+    assert cls.sequence_kind in ("loop", "scan")
+    if cls.sequence_kind == "loop":
+        assert names == {"weight_ih", "weight_hh", *biases, *cls.extra_params}
+    else:  # gates from the input only: no W_hh, no kernel, state h, and log-space coefficients for the scan
+        assert names == {"weight_ih", "bias_ih"} and cls.torch_kernel is None and cls.state_kind == "h"
+        assert not cls.extra_params and callable(cls.log_coefficients)
 
 
 @pytest.mark.parametrize("cell", cells_where(lambda c: c.torch_kernel is not None))
@@ -253,7 +265,8 @@ def test_gate_activations_are_the_declared_sigmoid_gates(cell):
     init_recurrent_(module, cell, H, forget_bias=30.0)
     with torch.no_grad():  # every pre-activation = its bias (peepholes and LN gains off too)
         for name in ("weight_ih", "weight_hh", *(n for n in cls.extra_params if not n.endswith("_bias"))):
-            getattr(module, name).zero_()
+            if getattr(module, name) is not None:  # scan cells have no weight_hh
+                getattr(module, name).zero_()
     for label, value in gates().items():
         expected = 1.0 if label.startswith("forget") else 0.5
         torch.testing.assert_close(value, torch.full((B, H), expected))

@@ -13,7 +13,7 @@ from rnncli import api
 from rnncli.cli import app
 from rnncli.config import load_config
 from rnncli.errors import ArgumentError, ConfigError
-from rnncli.schema import recurrent_model_fields
+from rnncli.nn.recurrent import impls_for
 from rnncli.tools.bench import bench
 from rnncli.training import precision
 from rnncli.training.step import TrainingStep
@@ -27,7 +27,7 @@ NATIVE_BF16, _ = precision.hardware_support("bf16", torch.device("cpu"))
 def test_impl_is_a_key_of_the_custom_cells(make_config, cell):
     cfg = load_config(make_config(model={"cell": cell, "impl": "autograd"}))
     assert cfg["model"]["impl"] == "autograd"
-    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "bptt"
+    assert load_config(make_config(model={"cell": cell}))["model"]["impl"] == "auto"
 
 
 def test_impl_on_a_standard_cell_says_when_it_applies(make_config):
@@ -44,7 +44,7 @@ def test_both_impls_train_to_the_same_weights(make_config, tmp_path):
     """Same seed, same data: the hand-written and the autograd path give the same run (float32),
     and each run really took its own path (read from the trained model, not assumed from the key)."""
     losses, paths = {}, {}
-    for impl in recurrent_model_fields()["impl"].choices:
+    for impl in impls_for("peephole_lstm"):  # auto, bptt, autograd
         path = make_config(model={"cell": "peephole_lstm", "impl": impl}, run={"name": impl},
                            trainer={"epochs": 1})
         api.train(str(path), show_progress=False)

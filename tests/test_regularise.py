@@ -133,3 +133,16 @@ def test_config_keys_and_impl(tmp_path):
     relu = Recurrent("rnn", 2, H, nonlinearity="relu", recurrent_dropout=0.2)  # our cells keep the choice
     assert relu.path() == "autograd" and relu.cells[0].nonlinearity == "relu"
     assert "nn.RNN has none" in relu.paths()[0][2]
+
+
+@pytest.mark.parametrize("key", ["recurrent_dropout", "zoneout"])
+def test_scan_cells_take_neither_regulariser(tmp_path, key):
+    loop_cells = cells_where(lambda c: c.sequence_kind == "loop")
+    assert "mingru" not in loop_cells and "ln_lstm" in loop_cells
+    cfg = synthetic_config(tmp_path, "adding", cell="mingru")
+    cfg["model"][key] = 0.1
+    with pytest.raises(ConfigError, match=f"model.{key}' has no effect here.*one of {', '.join(loop_cells)}"):
+        load_config(write_config(tmp_path, cfg))
+    with pytest.raises(ValueError, match=f"{key} does not apply to cell 'minlstm'.*take it: {', '.join(loop_cells)}"):
+        Recurrent("minlstm", 2, H, **{key: 0.1})
+    assert Recurrent("mingru", 2, H, **{key: 0.0}).path("cuda") == "scan"

@@ -86,10 +86,11 @@ def _run_row(cell: nn.Module, seq: Tensor) -> tuple[list[Tensor], dict]:
     return h_list, gates
 
 
-def gradient_flow(rnn: nn.Module, x: Tensor, loss_fn) -> dict:
+def gradient_flow(rnn: nn.Module, x: Tensor, loss_fn, keep_gates: bool = False) -> dict:
     """‖∂L/∂h_t‖ for every step and row, plus the loss and gate statistics, for one batch.
 
     loss_fn(outputs (B, T, D*H)) -> scalar loss. Norms are Frobenius over the batch: (T,) per row.
+    keep_gates: also return the gate values themselves, {row: {gate: (T, B, H)}}, as "gate_values".
     """
     was_training = rnn.training
     rnn.eval()
@@ -104,7 +105,11 @@ def gradient_flow(rnn: nn.Module, x: Tensor, loss_fn) -> dict:
     for k, h_list in enumerate(hs):
         norms[row_name(rnn, k)] = [0.0 if h.grad is None else float(h.grad.norm()) for h in h_list]
     stats = {row_name(rnn, k): gate_statistics(g) for k, g in enumerate(gates) if g}
-    return {"loss": loss.item(), "grad_norms": norms, "ratio_first_last": _ratios(norms), "gates": stats}
+    report = {"loss": loss.item(), "grad_norms": norms, "ratio_first_last": _ratios(norms), "gates": stats}
+    if keep_gates:
+        report["gate_values"] = {row_name(rnn, k): {name: torch.stack(v) for name, v in g.items()}
+                                 for k, g in enumerate(gates) if g}
+    return report
 
 
 def _ratios(norms: dict[str, list[float]]) -> dict[str, float | None]:
@@ -115,8 +120,11 @@ def _ratios(norms: dict[str, list[float]]) -> dict[str, float | None]:
 # --------------------------------------------------------------------------- spectra
 @torch.no_grad()
 def spectra(rnn: nn.Module) -> list[dict]:
-    """Spectral radius and largest singular value of every H x H gate block of every W_hh."""
+    """Spectral radius and largest singular value of every H x H gate block of every W_hh (none
+    for scan cells, which have no W_hh)."""
     rows, names = [], rnn.cell_class.gate_names
+    if rnn.cell_class.sequence_kind == "scan":  # no W_hh: nothing recurrent to take the spectrum of
+        return rows
     for k in range(rnn.num_layers * rnn.num_directions):
         w = rnn.layer_weights(k)[1].detach().double()  # (G*H, H)
         for name, block in zip(names, w.chunk(len(names), 0)):

@@ -1,6 +1,6 @@
 """Sequence-level recurrent layer: a whole padded batch, stacked and optionally bidirectional.
 
-`Recurrent` runs a stack on one of three paths, chosen by `impl` and by what the cell class declares
+`Recurrent` runs a stack on one of four paths, chosen by `impl` and by what the cell class declares
 (`paths()` says which and why):
 
     torch     cells with a `torch_kernel` (rnn, lstm, gru): torch's `nn.RNN` / `nn.LSTM` / `nn.GRU`,
@@ -9,14 +9,22 @@
               one autograd.Function per layer and direction)
     autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
               without a torch kernel (input projection in one matmul, a loop over the rest)
+    scan      cells whose class says `sequence_kind = "scan"` (mingru, minlstm): gates read only the
+              input, so the sequence is one parallel log-space scan over time (`rnncli.nn.scan`)
 
     impl='auto'      torch's kernel where the cell has one (but lstm under bf16 / fp16 autocast on the
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
+    impl='scan'      the parallel scan, for scan cells; 'auto' picks it for them off the CPU. On the CPU
+                     'auto' runs their loop: 1.7-4.9x the scan's training tokens/s at every size
+                     measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
+                     pointwise work than T small steps, and the CPU gains little from parallel time
+    gate_activation / activation other than sigmoid / tanh (rnncli/nn/activations.py): the autograd loop
     ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
     recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; recurrent
-                     dropout keeps the hand-written BPTT, zoneout runs the autograd loop
+                     dropout keeps the hand-written BPTT, zoneout runs the autograd loop; neither
+                     applies to scan cells (their step does not read h_{t-1} through a matmul)
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -34,8 +42,6 @@ Positions t >= length are exactly zero in the output and never change the state.
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,13 +49,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
-from rnncli.nn.cells import cell_class, cells_where, check_ablate, check_nonlinearity, make_cell
+from rnncli.nn.activations import activations_repr, is_default
+from rnncli.nn.cells import cell_class, check_ablate, check_cell_activations, check_nonlinearity, make_cell
+from rnncli.nn.impls import IMPLS, check_impl, check_regularisers, impls_for  # noqa: F401 (re-exported)
 from rnncli.nn.init import init_recurrent_
 from rnncli.nn.regularise import dropout_mask, run_cell_regularised, zoneout_masks
+from rnncli.nn.scan import run_scan
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
-IMPLS = ("auto", "bptt", "autograd")
-_RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -83,30 +90,36 @@ class Recurrent(nn.Module):
         ablate: tuple[str, ...] | list[str] = (),
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        gate_activation: str = "sigmoid",
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
         self.cell_class = spec = cell_class(cell)
         check_nonlinearity(cell, nonlinearity)
+        check_cell_activations(cell, gate_activation, activation)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
-        for key, rate in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"{key} must be in [0, 1), got {rate}")
+        check_regularisers(cell, recurrent_dropout, zoneout)
         self.ablate = check_ablate(cell, ablate)
         self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
+        self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
         switches = [f"ablate={list(self.ablate)}"] if self.ablate else []
         switches += [f"zoneout={zoneout}"] if zoneout else []  # what the hand-written BPTT cannot run
-        impl = _check_impl(cell, impl, switches, own_cells=bool(switches or recurrent_dropout))
+        impl = check_impl(cell, impl, self.default_activations, switches,
+                           own_cells=bool(switches or recurrent_dropout))
         # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
-        self.kernel = spec.torch_kernel if not (switches or recurrent_dropout) else None
-        self.bptt_kind = spec.bptt_kind if not switches else None  # the hand-written BPTT's equations
+        plain = not (switches or recurrent_dropout) and self.default_activations
+        self.torch_kernel = spec.torch_kernel if plain else None
+        # the hand-written BPTT's equations (sigmoid gates and tanh, no ablation, no zoneout), or None
+        self.bptt_kind = spec.bptt_kind if not switches and self.default_activations else None
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
+        self.gate_activation, self.activation = gate_activation, activation
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
         self.output_size = hidden_size * self.num_directions
-        if self.kernel is not None:
+        if self.torch_kernel is not None:
             extra = {"nonlinearity": nonlinearity} if len(spec.nonlinearities) > 1 else {}
-            self.rnn = self.kernel(
+            self.rnn = self.torch_kernel(
                 input_size, hidden_size, num_layers, batch_first=batch_first,
                 dropout=dropout if num_layers > 1 else 0.0,  # 0 silences torch's warning
                 bidirectional=bidirectional, **extra,
@@ -114,7 +127,7 @@ class Recurrent(nn.Module):
         else:  # one cell per layer and direction, row k = layer * D + direction
             self.cells = nn.ModuleList(
                 make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size, nonlinearity,
-                          ablate=self.ablate)
+                          ablate=self.ablate, gate_activation=gate_activation, activation=activation)
                 for layer in range(num_layers)
                 for _ in range(self.num_directions)
             )
@@ -141,14 +154,16 @@ class Recurrent(nn.Module):
         return self._forward_custom(x, lengths, state, path)
 
     def path(self, device_type: str = "cpu") -> str:
-        """'torch' (torch's kernel), 'bptt' (hand-written) or 'autograd', as forward would now run.
+        """'torch' (torch's kernel), 'bptt' (hand-written), 'scan' or 'autograd', as forward would now run.
 
         Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
         """
         spec = self.cell_class
         if self.impl != "auto":
             return self.impl
-        if self.kernel is not None:
+        if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
+            return "autograd" if device_type == "cpu" else "scan"
+        if self.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
         return "autograd" if self.bptt_kind is None else "bptt"
@@ -162,20 +177,15 @@ class Recurrent(nn.Module):
             kernel = f"nn.{spec.torch_kernel.__name__}"
             return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
-            if self.impl == "autograd":
-                why = "model.impl: autograd (the reference path)"
-            elif self.ablate or self.zoneout:
-                why = "model.ablate / model.zoneout: the hand-written BPTT has neither"
-            elif spec.torch_kernel is not None:
-                why = f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none"
-            else:
-                why = "custom cell without a hand-written BPTT"
-            return [(layers, "plain autograd loop", why)]
+            return [(layers, "plain autograd loop", self._why_autograd())]
+        if path == "scan":
+            why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
+            return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
         elif self.recurrent_dropout:
-            why = "model.recurrent_dropout: nn.LSTM has none"
+            why = f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none"
         elif self.impl == "bptt":
             why = "impl='bptt'"
         else:
@@ -184,14 +194,33 @@ class Recurrent(nn.Module):
             why += f"; {low_name} matmuls, fp32 cell state"
         elif device_type == "cpu":  # float32 on the CPU: compiled pointwise steps if available
             why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
+        if self.recurrent_dropout and spec.torch_kernel is None:
+            why += "; model.recurrent_dropout inside it"
         return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
+
+    def _why_autograd(self) -> str:
+        """Why the layer runs the plain autograd loop: every reason that holds, '; '-joined."""
+        spec = self.cell_class
+        if self.impl == "autograd":
+            return "model.impl: autograd (the reference path)"
+        if spec.sequence_kind == "scan":
+            return "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
+        why = []
+        if not self.default_activations:
+            why.append(f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel "
+                       f"computes them, so the cell's own step")
+        if self.ablate or self.zoneout:
+            why.append("model.ablate / model.zoneout: the hand-written BPTT has neither")
+        if not why and spec.torch_kernel is not None:
+            why.append(f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none")
+        return "; ".join(why) or "custom cell without a hand-written BPTT"
 
     def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """Row k's (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh), torch's gate order.
 
         Row k = layer * D + direction; the parameters themselves (not copies).
         """
-        if self.kernel is None:
+        if self.torch_kernel is None:
             cell = self.cells[k]
             return cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh
         layer, direction = divmod(k, self.num_directions)
@@ -201,7 +230,7 @@ class Recurrent(nn.Module):
     def step_cell(self, k: int) -> nn.Module:
         """Row k's step-level cell: the layer's own where it keeps cells, else a new cell holding a
         copy of row k of torch's kernel (same names and layout), for stepping or unrolling by hand."""
-        if self.kernel is None:
+        if self.torch_kernel is None:
             return self.cells[k]
         input_size = self.input_size if k < self.num_directions else self.output_size
         ref = self.rnn.weight_hh_l0
@@ -257,6 +286,8 @@ class Recurrent(nn.Module):
         h_mask = dropout_mask(hidden(state), self.recurrent_dropout, self.training)  # (B, H) or None
         if path == "bptt":
             return self._run_bptt(k, x, state, mask, h_mask)
+        if path == "scan":  # scan cells take neither regulariser (check_regularisers)
+            return run_scan(self.cells[k], x, state, mask)
         if h_mask is None and not self.zoneout:
             return run_cell(self.cells[k], x, state, mask)
         zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)
@@ -281,6 +312,7 @@ class Recurrent(nn.Module):
             + (f", ablate={list(self.ablate)}" if self.ablate else "")
             + (f", recurrent_dropout={self.recurrent_dropout}" if self.recurrent_dropout else "")
             + (f", zoneout={self.zoneout}" if self.zoneout else "")
+            + activations_repr(self.gate_activation, self.activation)
         )
 
 
@@ -349,32 +381,6 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     if not torch.is_autocast_enabled(device_type):
         return None
     return torch.get_autocast_dtype(device_type)
-
-
-def _check_impl(cell: str, impl: str, switches: list[str] = (), own_cells: bool = False) -> str:
-    """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot.
-
-    `switches`: the options set that the hand-written BPTT cannot run (e.g. "zoneout=0.1");
-    `own_cells`: an option that takes even a torch-kernel cell onto our loops (so impl='autograd' may).
-    """
-    if impl in _RENAMED_IMPLS:
-        warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
-                      FutureWarning, stacklevel=3)
-        impl = _RENAMED_IMPLS[impl]
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    spec = cell_class(cell)
-    if impl == "bptt" and switches:
-        raise ValueError(f"impl='bptt' cannot run {', '.join(switches)}: the hand-written BPTT has no such "
-                         f"option; use impl='auto' (the autograd loop)")
-    if impl == "bptt" and spec.bptt_kind is None:
-        cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
-        raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
-    if impl == "autograd" and spec.torch_kernel is not None and not own_cells:
-        cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
-        raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
-                         f"{cell!r} runs torch's kernel")
-    return impl
 
 
 def _check_sizes(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:

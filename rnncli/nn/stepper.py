@@ -17,6 +17,8 @@ Why this layout (2x512 LSTM on a 2-core AMD EPYC VM, batch 1; benchmarks/generat
     contiguous, (in, G*H)): `x @ W^T` over torch's own (G*H, in) layout, which is what
     `torch.lstm_cell` and `F.linear` do, took 2-2.8 ms a step, the transposed copy 0.7-1 ms,
     the packed weights ~0.5 ms (past ~8 MB of weights the matmuls stream from DRAM).
+  * scan cells (mingru, minlstm) have no W_hh: a layer is its input matmul and the cell's
+    sequential `pointwise`, with a constant-size state h (B, H), however long the sequence.
   * layers >= 1 of cells whose class says `folds_b_hh` do one matmul over [x | h] instead of two,
     with b_hh folded into b_ih. gru keeps two (its b_hn and W_hn h sit inside r ⊙ (...)).
   * after the matmuls each layer calls its cell's own `pointwise`, so the equations live in one
@@ -148,6 +150,8 @@ def _make_layer(recurrent: nn.Module, k: int, projected: bool, kernels=None) -> 
     if kernels is not None:
         return _FusedLayer(kernels, recurrent, k, w_ih, w_hh, _plus(b_ih, b_hh), projected)
     cell = recurrent.step_cell(k)
+    if recurrent.cell_class.sequence_kind == "scan":  # no W_hh: one matmul, then the sequential step
+        return _InputLayer(w_ih, b_ih, cell.pointwise, projected)
     if recurrent.cell_class.folds_b_hh:
         return _ConcatLayer(w_ih, w_hh, _plus(b_ih, b_hh), cell.pointwise, projected)
     return _SplitLayer(cell, w_ih, w_hh, b_ih, b_hh, projected)
@@ -173,6 +177,19 @@ class _ConcatLayer:
         return self.pointwise(pre, state)
 
 
+class _InputLayer:
+    """Scan cells (mingru, minlstm), whose gates read only the input: pre = x @ W_ih^T + b_ih (or the
+    table row), then the cell's sequential `pointwise(pre, h)`; the state stays one h (B, H)."""
+
+    def __init__(self, w_ih, b_ih, pointwise, projected: bool) -> None:
+        self.pointwise, self.projected, self.b_ih = pointwise, projected, b_ih
+        self.weight_ih = None if projected else _fixed(w_ih)  # x -> x W_ih^T (B, G*H)
+
+    def __call__(self, x: Tensor, state: State) -> State:
+        pre = x if self.projected else _project(x, self.weight_ih, self.b_ih)  # (B, G*H)
+        return self.pointwise(pre, state)
+
+
 class _SplitLayer:
     """Cells that keep b_hh apart (gru: b_hn sits inside r ⊙ (W_hn h + b_hn)): xw = x @ W_ih^T + b_ih
     (or the table row), hw = h @ W_hh^T + b_hh, then the cell's `pointwise(xw, hw, state)`."""
@@ -190,9 +207,11 @@ class _SplitLayer:
 # --------------------------------------------------------------------------- compiled LSTM-family step
 def _fused_kernels(recurrent: nn.Module):
     """rnncli/nn/fused_cpu.py's kernels for a stack of a cell with a `bptt_kind`, in float32 on the
-    CPU; else None."""
+    CPU, with sigmoid gates and tanh; else None."""
     ref = next(recurrent.parameters())
     if recurrent.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
+        return None
+    if not recurrent.default_activations:  # the kernel computes σ and tanh only
         return None
     return fused_cpu.kernels()
 

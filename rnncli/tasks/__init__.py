@@ -22,6 +22,8 @@ capability protocols of rnncli/tasks/base.py its class implements:
     MapsAttention       attention_map(split, index)                    seq2seq
     Probes              probe(batch_size), for `rnncli diagnose`       char_lm, adding, copy_memory
     RendersMetrics      metric_tables(metrics), for `rnncli eval`      classify, ner, seq2seq
+    ScoresExamples      example_scores(split), for `rnncli eval --compare`   every task
+    ShowsSamples        samples(split, count), text for TensorBoard    char_lm, ner, seq2seq
 
 `api`, the CLI and the tools dispatch on `task_spec(name).can(Capability)`; nothing probes a task
 object for methods. A new task is one module plus its import and one line in `TASKS`.
@@ -40,6 +42,8 @@ from rnncli.tasks.base import (
     Probes,
     RendersMetrics,
     SamplesText,
+    ScoresExamples,
+    ShowsSamples,
     Translates,
     WritesPredictions,
 )
@@ -59,12 +63,14 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
-    TaskSpec("char_lm", char_lm, char_lm.CharLMTask, (SamplesText, Probes)),
-    TaskSpec("classify", classify, classify.ClassifyTask, (Predicts, RendersMetrics)),
-    TaskSpec("ner", ner, ner.NERTask, (Predicts, WritesPredictions, RendersMetrics)),
-    TaskSpec("seq2seq", seq2seq, seq2seq.Seq2SeqTask, (Translates, MapsAttention, RendersMetrics)),
-    TaskSpec("adding", adding, adding.AddingTask, (Probes,)),
-    TaskSpec("copy_memory", copy_memory, copy_memory.CopyMemoryTask, (Probes,)),
+    TaskSpec("char_lm", char_lm, char_lm.CharLMTask, (SamplesText, Probes, ScoresExamples, ShowsSamples)),
+    TaskSpec("classify", classify, classify.ClassifyTask, (Predicts, RendersMetrics, ScoresExamples)),
+    TaskSpec("ner", ner, ner.NERTask, (Predicts, WritesPredictions, RendersMetrics, ScoresExamples,
+                                                 ShowsSamples)),
+    TaskSpec("seq2seq", seq2seq, seq2seq.Seq2SeqTask, (Translates, MapsAttention, RendersMetrics,
+                                                             ScoresExamples, ShowsSamples)),
+    TaskSpec("adding", adding, adding.AddingTask, (Probes, ScoresExamples)),
+    TaskSpec("copy_memory", copy_memory, copy_memory.CopyMemoryTask, (Probes, ScoresExamples)),
 )}
 TASK_NAMES = tuple(TASKS)
 

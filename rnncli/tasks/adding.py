@@ -25,6 +25,7 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.errors import DataError
+from rnncli.metrics import ExampleScores, ExampleStats, fingerprint
 from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
@@ -111,6 +112,21 @@ class AddingTask:
         accuracy = float(((prediction - y).abs() < TOLERANCE).float().mean())
         return {"loss": mse, "mse": mse, "chance_mse": chance, "mse_vs_chance": mse / chance,
                 "accuracy": accuracy, "examples": len(y)}
+
+    @torch.no_grad()
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per example: squared error and within-tolerance."""
+        if split not in self.splits:
+            raise DataError(f"the adding task has no '{split}' split (it has: {', '.join(self.splits)})")
+        self.model.eval()
+        x, y = self.splits[split]
+        prediction = torch.cat([self.model(xb)[:, -1, 0] for xb in x.split(self.batch_size)])  # (N,)
+        error = (prediction - y).double()
+        ones = torch.ones_like(error)
+        return ExampleScores("example", fingerprint(self.data["T"], y.tolist()), {
+            "mse": ExampleStats(torch.stack([error**2, ones], 1).tolist(), "ratio", False),
+            "accuracy": ExampleStats(torch.stack([(error.abs() < TOLERANCE).double(), ones], 1).tolist(), "ratio",
+                                     True)})
 
     def state(self) -> dict:
         return {"T": self.data["T"]}

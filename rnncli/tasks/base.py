@@ -15,6 +15,7 @@ import torch
 
 if TYPE_CHECKING:
     from rnncli.data.text import CharVocab
+    from rnncli.metrics import ExampleScores
 
 
 class Task(Protocol):
@@ -120,4 +121,21 @@ class RendersMetrics(Protocol):
         """rich renderables."""
 
 
-CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics)
+class ScoresExamples(Protocol):
+    """Per-example statistics of a split for paired comparisons of two runs (`rnncli eval --compare`):
+    each metric as rows that sum over any subset of examples (rnncli/metrics.py, `ExampleScores`)."""
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """The split's examples, in order, each metric's rows and how summed rows give the metric."""
+
+
+class ShowsSamples(Protocol):
+    """A few outputs of the model as text, for TensorBoard at each validation (char_lm: a generated
+    sample; seq2seq: translations beside their references; ner: tagged sentences)."""
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """Markdown."""
+
+
+CAPABILITIES = (SamplesText, Predicts, WritesPredictions, Translates, MapsAttention, Probes, RendersMetrics,
+                ScoresExamples, ShowsSamples)

@@ -23,10 +23,13 @@ from torch.nn import functional as F
 from rnncli.data.text import BPTTWindows, CharVocab, batchify, read_text, split_text
 from rnncli.decoding.sampling import check_sampling, next_token
 from rnncli.errors import ArgumentError, ConfigError, DataError
+from rnncli.metrics import ExampleScores, ExampleStats, fingerprint
 from rnncli.models.char_lm import CharLM
 from rnncli.nn.state import detach_state, split_state
 from rnncli.nn.stepper import Stepper
 from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
+
+WINDOW = 100  # characters per resampled window of `rnncli eval --compare`
 
 
 def _has_path(cfg: dict) -> bool:
@@ -131,9 +134,36 @@ class CharLMTask:
         return loss, detach_state(state), x.numel()
 
     def evaluate(self, split: str) -> dict[str, float]:
+        return stream_metrics(self.model, self._split(split), self.batch_size, self.bptt)
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per window of WINDOW characters of the split (fixed, whatever the run's bptt): summed
+        next-character loss and the number of characters scored (the first of each stream is not)."""
+        ids = self._split(split)
+        losses = stream_losses(self.model, ids, self.batch_size, self.bptt)  # (B, L - 1)
+        streams, length = losses.size(0), losses.size(1) + 1
+        windows = -(-ids.numel() // WINDOW)
+        per_char = torch.zeros(windows * WINDOW, dtype=torch.float64)  # loss of predicting char i
+        scored = torch.zeros(windows * WINDOW, dtype=torch.float64)
+        per_char[: streams * length].view(streams, length)[:, 1:] = losses.double().cpu()
+        scored[: streams * length].view(streams, length)[:, 1:] = 1.0
+        loss, count = per_char.view(windows, WINDOW).sum(1), scored.view(windows, WINDOW).sum(1)  # (W,) each
+        rows = torch.stack([loss, count], 1)
+        return ExampleScores("window", fingerprint(self.vocab.decode(ids.tolist())), {
+            "loss": ExampleStats(rows.tolist(), "ratio", False),
+            "bpc": ExampleStats((rows / torch.tensor([math.log(2), 1.0], dtype=torch.float64)).tolist(), "ratio",
+                                False)})
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """`count` lines of 80 characters sampled (temperature 0.8, seed 0) after the split's first 20."""
+        prompt = self.vocab.decode(self._split(split)[:20].tolist())
+        text = generate(self.model, self.vocab, prompt, 80 * count, temperature=0.8, seed=0)
+        return "    " + (prompt + text).replace("\n", "\n    ")  # a markdown code block keeps line breaks
+
+    def _split(self, split: str) -> torch.Tensor:
         if split not in self.splits or self.splits[split].numel() < 2:
             raise DataError(f"this run has no {split} split (or it is shorter than 2 characters)")
-        return stream_metrics(self.model, self.splits[split], self.batch_size, self.bptt)
+        return self.splits[split]
 
     def state(self) -> dict:
         return {"chars": self.vocab.chars}
@@ -153,18 +183,25 @@ class CharLMTask:
             head(out).reshape(-1, head.out_features), y.reshape(-1))
 
 
-@torch.no_grad()
 def stream_metrics(model: CharLM, ids: torch.Tensor, batch_size: int, bptt: int) -> dict[str, float]:
     """Average next-character loss over a whole stream, state carried across windows."""
+    losses = stream_losses(model, ids, batch_size, bptt)
+    count = losses.numel()
+    loss = float(losses.double().sum()) / count
+    return {"loss": loss, "bpc": loss / math.log(2), "ppl": math.exp(loss), "chars": count}
+
+
+@torch.no_grad()
+def stream_losses(model: CharLM, ids: torch.Tensor, batch_size: int, bptt: int) -> torch.Tensor:
+    """Next-character loss of every scored character, (B, L - 1): the text cut into B streams of L
+    characters (batchify); row b scores ids[b*L + 1 : (b+1)*L], state carried across BPTT windows."""
     model.eval()
     streams = max(1, min(batch_size, (ids.numel() - 1) // bptt))
-    total, count, state = 0.0, 0, None
+    out, state = [], None
     for x, y in BPTTWindows(batchify(ids, streams), bptt):
-        logits, state = model(x, state)
-        total += F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="sum").item()
-        count += y.numel()
-    loss = total / count
-    return {"loss": loss, "bpc": loss / math.log(2), "ppl": math.exp(loss), "chars": count}
+        logits, state = model(x, state)  # (B, n, V)
+        out.append(F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none").view(y.shape))
+    return torch.cat(out, 1)
 
 
 def build(cfg: dict, device: torch.device) -> CharLMTask:

@@ -42,7 +42,7 @@ from rnncli.data.tabular import (
 from rnncli.data.tokenize import TOKENIZERS, tokenize
 from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
-from rnncli.metrics import classification_metrics
+from rnncli.metrics import ExampleScores, ExampleStats, classification_metrics, fingerprint, macro_f1_rows
 from rnncli.models.classifier import TextClassifier
 from rnncli.models.pooling import POOLINGS
 from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
@@ -221,20 +221,38 @@ class ClassifyTask:
         loss = F.cross_entropy(self.model(x, lengths), y)
         return loss, None, int(lengths.sum())
 
-    @torch.no_grad()
     def evaluate(self, split: str) -> dict:
+        data = self._split(split)
+        losses, pred = self._scored(data)
+        return {"loss": sum(losses) / len(data), **classification_metrics(data.labels, pred, self.labels)}
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per example: loss, correct, and the per-class counts of macro-F1 (rnncli/metrics.py)."""
+        data = self._split(split)
+        losses, pred = self._scored(data)
+        correct = [[float(g == p), 1.0] for g, p in zip(data.labels, pred)]
+        return ExampleScores("example", fingerprint(data.where, data.labels, self.labels), {
+            "accuracy": ExampleStats(correct, "ratio", True),
+            "macro_f1": ExampleStats(macro_f1_rows(data.labels, pred, len(self.labels)), "macro_f1", True),
+            "loss": ExampleStats([[loss, 1.0] for loss in losses], "ratio", False)})
+
+    def _split(self, split: str) -> Encoded:
         if split not in self.splits or not len(self.splits[split]):
             raise DataError(f"this run has no {split} split (or it is empty)")
-        data = self.splits[split]
+        return self.splits[split]
+
+    @torch.no_grad()
+    def _scored(self, data: Encoded) -> tuple[list[float], list[int]]:
+        """Per example, in corpus order: the loss and the predicted label id."""
         self.model.eval()
-        total, pred = 0.0, [0] * len(data)
+        losses, pred = [0.0] * len(data), [0] * len(data)
         for index in length_sorted_batches([len(ids) for ids in data.ids], EVAL_BATCH):  # less padding
             x, lengths, y = self._collate(data, index)
             logits = self.model(x, lengths)
-            total += F.cross_entropy(logits, y, reduction="sum").item()
-            for i, p in zip(index, logits.argmax(-1).tolist()):
-                pred[i] = p
-        return {"loss": total / len(data), **classification_metrics(data.labels, pred, self.labels)}
+            loss = F.cross_entropy(logits, y, reduction="none")
+            for i, p, l in zip(index, logits.argmax(-1).tolist(), loss.tolist()):
+                pred[i], losses[i] = p, l
+        return losses, pred
 
     def state(self) -> dict:
         return {"itos": self.vocab.itos, "labels": self.labels}

@@ -26,6 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from rnncli.errors import DataError
+from rnncli.metrics import ExampleScores, ExampleStats, fingerprint
 from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
@@ -119,6 +120,24 @@ class CopyMemoryTask:
         chance = chance_loss(self.data["T"])
         return {"loss": loss, "chance_loss": chance, "loss_vs_chance": loss / chance,
                 "copy_accuracy": correct / (len(y) * COPY_LENGTH), "examples": len(y)}
+
+    @torch.no_grad()
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per example: summed loss over its steps, and the recalled symbols that are right (of 10)."""
+        if split not in self.splits:
+            raise DataError(f"the copy_memory task has no '{split}' split (it has: {', '.join(self.splits)})")
+        self.model.eval()
+        x, y = self.splits[split]
+        loss, right = [], []
+        for xb, yb in zip(x.split(self.batch_size), y.split(self.batch_size)):
+            logits = self.model(one_hot(xb))  # (b, L, 10)
+            loss.append(F.cross_entropy(logits.transpose(1, 2), yb, reduction="none").double().sum(1))  # (b,)
+            right.append((logits[:, -COPY_LENGTH:].argmax(-1) == yb[:, -COPY_LENGTH:]).double().sum(1))
+        steps = torch.full((len(y),), float(y.size(1)), dtype=torch.float64)
+        return ExampleScores("example", fingerprint(self.data["T"], y.tolist()), {
+            "loss": ExampleStats(torch.stack([torch.cat(loss), steps], 1).tolist(), "ratio", False),
+            "copy_accuracy": ExampleStats(torch.stack([torch.cat(right), steps.new_full(steps.shape, COPY_LENGTH)],
+                                                      1).tolist(), "ratio", True)})
 
     def state(self) -> dict:
         return {"T": self.data["T"]}

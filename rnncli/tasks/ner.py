@@ -33,6 +33,7 @@ from rnncli.data.conll import write_conll as _write_rows
 from rnncli.data.embeddings import pretrained_embedding
 from rnncli.data.vocab import Vocab, pad_batch
 from rnncli.errors import ConfigError, DataError
+from rnncli.metrics import ExampleScores, ExampleStats, f1_rows, fingerprint
 from rnncli.models.tagger import CharEncoder, Tagger
 from rnncli.nn.state import lengths_mask
 from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
@@ -239,6 +240,30 @@ class NERTask:
         data = self.splits[split]
         pred = self.tag(data)
         return scores(data.gold, pred, self.vocabs.scheme)
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """The first `count` sentences of the split, entities tagged: predicted, then gold."""
+        if split not in self.splits:
+            raise DataError(f"this run has no {split} split")
+        data = self.splits[split]
+        tokens, gold = data.tokens[:count], data.gold[:count]
+        pred = self.tag(self.vocabs.encode(tokens, gold))
+        show = lambda words, tags: " ".join(w if t == "O" else f"**{w}**/{t}" for w, t in zip(words, tags))  # noqa: E731
+        return "\n\n".join(f"{show(w, p)}  \ngold: {show(w, g)}" for w, p, g in zip(tokens, pred, gold))
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per sentence: entity counts of span F1 (conlleval default mode) and token accuracy counts."""
+        if split not in self.splits:
+            raise DataError(f"this run has no {split} split (set data.{split} in the config, or score a file)")
+        data = self.splits[split]
+        pred = self.tag(data)
+        f1, tokens = [], []
+        for g, p in zip(data.gold, pred):
+            gold_spans, pred_spans = set(tagging.spans(g)), set(tagging.spans(p))
+            f1.append(f1_rows(len(gold_spans & pred_spans), len(pred_spans), len(gold_spans)))
+            tokens.append([float(sum(a == b for a, b in zip(g, p))), float(len(g))])
+        return ExampleScores("sentence", fingerprint(data.tokens, data.gold), {
+            "f1": ExampleStats(f1, "f1", True), "token_accuracy": ExampleStats(tokens, "ratio", True)})
 
     @torch.no_grad()
     def tag(self, data: Encoded) -> list[list[str]]:

@@ -29,7 +29,7 @@ from rnncli.data.batching import bucketed_batches, length_sorted_batches, split_
 from rnncli.data.vocab import PAD, UNK, Vocab, pad_batch
 from rnncli.decoding.search import Hypothesis, beam_search, greedy, max_lengths
 from rnncli.errors import ArgumentError, ConfigError, DataError, RunError
-from rnncli.metrics import translation_metrics
+from rnncli.metrics import ExampleScores, ExampleStats, fingerprint, translation_metrics, translation_rows
 from rnncli.models.seq2seq import ATTENTIONS, Seq2Seq
 from rnncli.schema import Field, check_split, recurrent_kwargs, recurrent_model_fields
 
@@ -278,14 +278,36 @@ class Seq2SeqTask:
         _check_sizes(beam, 1)
         if beam is not None:
             self.decode_options = {**self.decode_options, "beam_size": beam}
-        if split not in self.splits or not len(self.splits[split]):
-            raise DataError(f"this run has no {split} split (or it is empty)")
-        pairs = self.splits[split]
+        pairs = self._split(split)
         scored = teacher_forced_scores(self.model, pairs, self.vocabs, self.t["batch_size"], self.device)
         hyps = self.decode(pairs.src)
         return {**scored, **decoding_scores([h[0].tokens for h in hyps], pairs.tgt, self.vocabs.tgt,
                                             self.data["target_tokenizer"]),
                 "beam_size": self.option("beam_size")}
+
+    def example_scores(self, split: str) -> ExampleScores:
+        """Per segment, with free decoding: sacrebleu's BLEU and chrF statistics, and exact match."""
+        pairs = self._split(split)
+        tok, vocab = self.data["target_tokenizer"], self.vocabs.tgt
+        hyps = [parallel.detokenize(vocab.decode(h[0].tokens), tok) for h in self.decode(pairs.src)]
+        refs = [parallel.detokenize(r, tok) for r in pairs.tgt]
+        rows = translation_rows(hyps, refs)
+        return ExampleScores("segment", fingerprint(pairs.src, pairs.tgt), {
+            "bleu": ExampleStats(rows["bleu"], "bleu", True), "chrf": ExampleStats(rows["chrf"], "chrf", True),
+            "exact_match": ExampleStats([[float(h == r), 1.0] for h, r in zip(hyps, refs)], "ratio", True)})
+
+    def samples(self, split: str, count: int = 3) -> str:
+        """The first `count` sentences of the split: source, translation (free decoding), reference."""
+        pairs, tok = self._split(split), self.data["target_tokenizer"]
+        hyps = self.decode(pairs.src[:count])
+        rows = [f"| {' '.join(s)} | {parallel.detokenize(self.vocabs.tgt.decode(h[0].tokens), tok)} | "
+                f"{parallel.detokenize(r, tok)} |" for s, h, r in zip(pairs.src, hyps, pairs.tgt)]
+        return "\n".join(["| source | translation | reference |", "|---|---|---|", *rows])
+
+    def _split(self, split: str) -> Pairs:
+        if split not in self.splits or not len(self.splits[split]):
+            raise DataError(f"this run has no {split} split (or it is empty)")
+        return self.splits[split]
 
     def option(self, key: str):
         return self.decode_options.get(key) if self.decode_options.get(key) is not None else self.t[key]

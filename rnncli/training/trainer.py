@@ -88,8 +88,8 @@ class TrainState:
 class MetricsLog:
     """Appends one JSON object per line to metrics.jsonl (rank 0 only; other ranks write nothing)."""
 
-    def __init__(self, path: Path, resume_step: int | None = None):
-        self.path = path
+    def __init__(self, path: Path, resume_step: int | None = None, watch=None):
+        self.path, self.watch = path, watch  # watch.write(record) sees every record (TensorBoard)
         self.enabled = distributed.is_main_process()
         if not self.enabled:
             return
@@ -104,6 +104,8 @@ class MetricsLog:
             return
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        if self.watch is not None:
+            self.watch.write(record)
 
 
 class _StopOnSignal:
@@ -131,8 +133,10 @@ class _StopOnSignal:
 
 # --------------------------------------------------------------------------- the loop
 class Trainer:
-    def __init__(self, task, cfg: dict, run_dir: Path, config_path: str = "CONFIG", show_progress: bool = True):
+    def __init__(self, task, cfg: dict, run_dir: Path, config_path: str = "CONFIG", show_progress: bool = True,
+                 watch=None):
         self.task, self.cfg, self.t = task, cfg, cfg["trainer"]
+        self.watch = watch  # sees every metrics.jsonl record (rnncli/training/tensorboard.py)
         self.run_dir = Path(run_dir)
         self.model = task.model
         self.device = next(self.model.parameters()).device
@@ -207,9 +211,11 @@ class Trainer:
     # ---- main loop
     def fit(self, resumed: bool = False) -> dict:
         s = self.state
-        self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None)
+        self.log = MetricsLog(self.run_dir / "metrics.jsonl", s.step if resumed else None, self.watch)
         self._started = time.perf_counter() - s.elapsed
         self.progress = Progress(self.total_steps, initial=s.step, enabled=self.show_progress)
+        if self.watch is not None:
+            self.watch.attach(self.progress)  # the health line prints through it
         self._report_fast_paths()
         for note in self.progress_notes:
             self.progress.message(note)
@@ -249,7 +255,7 @@ class Trainer:
         """One optimizer step, logged; True when some rank was asked to stop."""
         s, t = self.state, self.t
         if self._window is None or s.step % t["log_every"] == 0:
-            self._window = {"loss": 0.0, "steps": 0, "tokens": 0, "start": time.perf_counter()}
+            self._window = {"loss": 0.0, "steps": 0, "tokens": 0, "clipped": 0, "start": time.perf_counter()}
         lr = scheduled_lr(t, s.step, self.total_steps, s.lr_factor)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -263,13 +269,14 @@ class Trainer:
         w["loss"] += loss_value
         w["steps"] += 1
         w["tokens"] += n_tokens
+        w["clipped"] += int(t["clip_grad_norm"] is not None and grad_norm > t["clip_grad_norm"])
         record = None
         if s.step % t["log_every"] == 0 or s.step == self.total_steps:
             elapsed = max(time.perf_counter() - w["start"], 1e-9)
             record = {"step": s.step, "epoch": s.epoch, "split": "train", "elapsed_s": self._elapsed(),
                       "loss": w["loss"] / w["steps"],
                       "step_loss": loss_value, "lr": lr, "grad_norm": grad_norm,
-                      "tokens_per_s": w["tokens"] / elapsed}
+                      "tokens_per_s": w["tokens"] / elapsed, "clipped": w["clipped"], "steps": w["steps"]}
             self.log.write(record)
         self.progress.step(s.step, record)
         return asked

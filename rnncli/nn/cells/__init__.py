@@ -25,11 +25,14 @@ from typing import Callable, ClassVar, Protocol
 from torch import Tensor, nn
 
 from rnncli.nn.cells.ablation import ABLATIONS, AblatedLSTMCell
+from rnncli.nn.activations import check_activations, is_default
 from rnncli.nn.cells.cifg import CIFGLSTMCell
 from rnncli.nn.cells.gru import GRUCell
 from rnncli.nn.cells.ln_gru import LayerNormGRUCell
 from rnncli.nn.cells.ln_lstm import LayerNormLSTMCell
 from rnncli.nn.cells.lstm import LSTMCell
+from rnncli.nn.cells.mingru import MinGRUCell
+from rnncli.nn.cells.minlstm import MinLSTMCell
 from rnncli.nn.cells.peephole import PeepholeLSTMCell
 from rnncli.nn.cells.rnn import RNNCell
 from rnncli.nn.state import State
@@ -52,11 +55,18 @@ class Cell(Protocol):
     bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
     extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
     ablations: ClassVar[tuple[str, ...]]  # Greff et al.'s ablations it takes (model.ablate; cells/ablation.py)
+    # "loop": a step reads h_{t-1} through weight_hh, so a sequence is a loop over time;
+    # "scan": gates read only x_t (weight_hh and bias_hh are None) and the step is linear in h,
+    # h_t = a_t ⊙ h_{t-1} + b_t, so a sequence can run as a parallel scan (rnncli/nn/scan.py)
+    # from the cell's `log_coefficients(xw (T, B, G*H)) -> (log a, log b)`, each (T, B, H)
+    sequence_kind: ClassVar[str]
+    # takes gate_activation / activation (rnncli/nn/activations.py) in place of its σ and tanh
+    configurable_activations: ClassVar[bool]
 
     weight_ih: Tensor  # (G*H, I)
-    weight_hh: Tensor  # (G*H, H)
+    weight_hh: Tensor | None  # (G*H, H); None for scan cells
     bias_ih: Tensor | None  # (G*H,)
-    bias_hh: Tensor | None  # (G*H,)
+    bias_hh: Tensor | None  # (G*H,); None for scan cells
 
     def __call__(self, x: Tensor, state: State | None = None) -> State: ...
 
@@ -73,7 +83,8 @@ class Cell(Protocol):
 
 # The registry: name -> class, in the order cells are listed to users.
 CELLS: dict[str, type[nn.Module]] = {
-    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell)
+    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell,
+                              MinGRUCell, MinLSTMCell)
 }
 CELLS.update({cls.name: cls for cls in (LayerNormLSTMCell, LayerNormGRUCell)})  # Ba et al. 2016
 CELL_NAMES = tuple(CELLS)
@@ -133,23 +144,37 @@ def check_ablate(cell: str, ablate) -> tuple[str, ...]:
     return tuple(a for a in ABLATIONS if a in ablate)
 
 
+def check_cell_activations(cell: str, gate_activation: str, activation: str) -> None:
+    """Only cells whose class says `configurable_activations` take other than sigmoid gates and tanh."""
+    check_activations(gate_activation, activation)
+    if is_default(gate_activation, activation) or cell_class(cell).configurable_activations:
+        return
+    takers = ", ".join(cells_where(lambda c: c.configurable_activations))
+    raise ValueError(f"gate_activation / activation are only configurable for the cells {takers}; "
+                     f"cell {cell!r} takes gate_activation='sigmoid', activation='tanh' (got "
+                     f"{gate_activation!r}, {activation!r})")
+
+
 def num_gates(cell: str) -> int:
     """Number of H-sized gate blocks G stacked in weight_ih / weight_hh."""
     return cell_class(cell).num_gates
 
 
 def make_cell(
-    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, ablate=()
+    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, ablate=(),
+    gate_activation: str = "sigmoid", activation: str = "tanh",
 ) -> nn.Module:
     """Build the step-level cell registered under `cell` (one of CELL_NAMES); with `ablate`, that
     cell with Greff et al.'s ablations (an `AblatedLSTMCell` over its parameters)."""
     cls = cell_class(cell)
     check_nonlinearity(cell, nonlinearity)
+    check_cell_activations(cell, gate_activation, activation)
+    activations = dict(gate_activation=gate_activation, activation=activation) if cls.configurable_activations else {}
     if ablate:
-        return AblatedLSTMCell(cls, input_size, hidden_size, ablate=check_ablate(cell, ablate), bias=bias)
-    if len(cls.nonlinearities) > 1:
-        return cls(input_size, hidden_size, bias=bias, nonlinearity=nonlinearity)
-    return cls(input_size, hidden_size, bias=bias)
+        return AblatedLSTMCell(cls, input_size, hidden_size, ablate=check_ablate(cell, ablate), bias=bias,
+                               **activations)
+    options = {"nonlinearity": nonlinearity} if len(cls.nonlinearities) > 1 else {}
+    return cls(input_size, hidden_size, bias=bias, **options, **activations)
 
 
 def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=None) -> State:
@@ -169,11 +194,14 @@ __all__ = [
     "LayerNormGRUCell",
     "LayerNormLSTMCell",
     "LSTMCell",
+    "MinGRUCell",
+    "MinLSTMCell",
     "PeepholeLSTMCell",
     "RNNCell",
     "cell_class",
     "cells_where",
     "check_ablate",
+    "check_cell_activations",
     "check_cell_name",
     "check_nonlinearity",
     "make_cell",

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr
+
 ABLATIONS = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
              "no_output_activation", "no_peepholes")
 GATE_OF = {"no_input_gate": "i", "no_forget_gate": "f", "no_output_gate": "o"}
@@ -43,6 +45,8 @@ class AblatedLSTMCell(nn.Module):
         o_t = σ(z_o + w_co ⊙ c_t)       or 1 (no_output_gate)
         h_t = o_t ⊙ tanh(c_t)           or o_t ⊙ c_t (no_output_activation)
 
+    σ and tanh are the cell's gate_activation / activation (rnncli/nn/activations.py; the defaults).
+
     z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh (B, G*H), blocks in the base cell's `gate_names`;
     peephole terms only for a base with peepholes and without no_peepholes. Same parameter names,
     shapes and state (h, c) as the base cell.
@@ -50,11 +54,14 @@ class AblatedLSTMCell(nn.Module):
 
     state_kind = "hc"
 
-    def __init__(self, base: type, input_size: int, hidden_size: int, ablate=(), bias: bool = True) -> None:
+    def __init__(self, base: type, input_size: int, hidden_size: int, ablate=(), bias: bool = True,
+                 gate_activation: str = "sigmoid", activation: str = "tanh") -> None:
         super().__init__()
         self.base, self.ablate = base, tuple(a for a in ABLATIONS if a in ablate)  # checked by make_cell
         self.input_size, self.hidden_size = input_size, hidden_size
-        plain = base(input_size, hidden_size, bias=bias)  # its parameters, initialised its way
+        self.gate_activation, self.activation = gate_activation, activation  # checked by the base cell
+        plain = base(input_size, hidden_size, bias=bias, gate_activation=gate_activation, activation=activation)
+        self.sigma, self.act = GATE_ACTIVATIONS[gate_activation], ACTIVATIONS[activation]  # σ, tanh by default
         self.weight_ih, self.weight_hh = plain.weight_ih, plain.weight_hh
         self.bias_ih, self.bias_hh = plain.bias_ih, plain.bias_hh
         self.removed = {GATE_OF[a] for a in self.ablate if a in GATE_OF}  # gates fixed at 1
@@ -80,7 +87,7 @@ class AblatedLSTMCell(nn.Module):
     def pointwise(self, pre: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Everything after the matmuls: pre = z (B, G*H) -> (h, c)."""
         c, gates = self._gates(pre, state[1])
-        h = c if "no_output_activation" in self.ablate else torch.tanh(c)
+        h = c if "no_output_activation" in self.ablate else self.act(c)
         return (h if gates["o"] is None else gates["o"] * h), c
 
     def _gates(self, pre: Tensor, c_prev: Tensor) -> tuple[Tensor, dict[str, Tensor | None]]:
@@ -88,7 +95,7 @@ class AblatedLSTMCell(nn.Module):
         z = dict(zip(self.base.gate_names, pre.chunk(self.base.num_gates, 1)))  # each (B, H)
         gates: dict[str, Tensor | None] = {"f": self._sigmoid(z, "f", c_prev)}
         gates["i"] = self._sigmoid(z, "i", c_prev) if "i" in z else 1.0 - gates["f"]
-        g = z["g"] if "no_input_activation" in self.ablate else torch.tanh(z["g"])
+        g = z["g"] if "no_input_activation" in self.ablate else self.act(z["g"])
         c = c_prev if gates["f"] is None else gates["f"] * c_prev
         c = c + g if gates["i"] is None else torch.addcmul(c, gates["i"], g)
         gates["o"] = self._sigmoid(z, "o", c)  # the output peephole sees the new c_t
@@ -99,8 +106,8 @@ class AblatedLSTMCell(nn.Module):
         if gate in self.removed:
             return None
         if gate in self.peep:
-            return torch.sigmoid(torch.addcmul(z[gate], getattr(self, self.peep[gate]), c))
-        return torch.sigmoid(z[gate])
+            return self.sigma(torch.addcmul(z[gate], getattr(self, self.peep[gate]), c))
+        return self.sigma(z[gate])
 
     def gate_activations(self, xw: Tensor, state: tuple[Tensor, Tensor], new_state) -> dict[str, Tensor]:
         """The sigmoid gates still present, each (B, H) (a removed gate is 1, not listed)."""
@@ -111,4 +118,5 @@ class AblatedLSTMCell(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"{self.base.name}, {self.input_size}, {self.hidden_size}, ablate={list(self.ablate)}"
+        return f"{self.base.name}, {self.input_size}, {self.hidden_size}, ablate={list(self.ablate)}" + \
+            activations_repr(self.gate_activation, self.activation)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr, check_activations
+
 
 class CIFGLSTMCell(nn.Module):
     """One step of a CIFG LSTM: the input gate is tied to the forget gate, i = 1 - f exactly.
@@ -25,6 +27,8 @@ class CIFGLSTMCell(nn.Module):
     weight_hh (3H, H); bias_ih, bias_hh (3H,). State (h, c); None = zeros.
     `gates(xw, state)` returns the gate activations so the coupling can be inspected.
     The hand-written BPTT keeps the gates as f, o, g: both sigmoid gates, then the candidate.
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -42,10 +46,16 @@ class CIFGLSTMCell(nn.Module):
     extra_params = ()
     # Greff et al.'s switches (cells/ablation.py); no_input_gate / no_forget_gate: impossible (i = 1 - f)
     ablations = ("no_output_gate", "no_input_activation", "no_output_activation")
+    sequence_kind = "loop"
+    configurable_activations = True
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 gate_activation: str = "sigmoid", activation: str = "tanh") -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
+        check_activations(gate_activation, activation)
+        self.gate_activation, self.activation = gate_activation, activation
+        self.sigma, self.act = GATE_ACTIVATIONS[gate_activation], ACTIVATIONS[activation]  # σ, tanh by default
         self.weight_ih = nn.Parameter(torch.empty(3 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(3 * hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(3 * hidden_size)) if bias else None
@@ -86,13 +96,12 @@ class CIFGLSTMCell(nn.Module):
         """Everything after the matmuls: pre = W_ih x + b_ih + W_hh h + b_hh (B, 3H) -> (h, c)."""
         gate = self._activate(pre)
         c = torch.addcmul(gate["f"] * state[1], gate["i"], gate["g"])  # f ⊙ c_{t-1} + i ⊙ g
-        return gate["o"] * torch.tanh(c), c
+        return gate["o"] * self.act(c), c
 
-    @staticmethod
-    def _activate(pre: Tensor) -> dict[str, Tensor]:
+    def _activate(self, pre: Tensor) -> dict[str, Tensor]:
         f, g, o = pre.chunk(3, 1)  # each (B, H)
-        f = torch.sigmoid(f)
-        return {"i": 1.0 - f, "f": f, "g": torch.tanh(g), "o": torch.sigmoid(o)}
+        f = self.sigma(f)
+        return {"i": 1.0 - f, "f": f, "g": self.act(g), "o": self.sigma(o)}
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}"
+        return f"{self.input_size}, {self.hidden_size}" + activations_repr(self.gate_activation, self.activation)

@@ -42,6 +42,8 @@ class LayerNormGRUCell(nn.Module):
     bptt_gates = None
     extra_params = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias")
     ablations = ()  # Greff et al.'s switches (cells/ablation.py)
+    sequence_kind = "loop"
+    configurable_activations = False  # σ and tanh only (model.gate_activation / activation: not here)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr, check_activations
+
 
 class LSTMCell(nn.Module):
     """One step of an LSTM; numerically the same as `torch.nn.LSTMCell`.
@@ -22,6 +24,8 @@ class LSTMCell(nn.Module):
     weight_ih (4H, I); weight_hh (4H, H); bias_ih, bias_hh (4H,). State (h, c); None = zeros.
     The hand-written BPTT and the compiled step keep the gates as i, f, o, g: the three sigmoid
     gates side by side, then the candidate (rnncli/nn/bptt.py).
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -39,10 +43,16 @@ class LSTMCell(nn.Module):
     extra_params = ()
     ablations = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
                  "no_output_activation")  # Greff et al.'s switches (cells/ablation.py)
+    sequence_kind = "loop"
+    configurable_activations = True
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 gate_activation: str = "sigmoid", activation: str = "tanh") -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
+        check_activations(gate_activation, activation)
+        self.gate_activation, self.activation = gate_activation, activation
+        self.sigma, self.act = GATE_ACTIVATIONS[gate_activation], ACTIVATIONS[activation]  # σ, tanh by default
         self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
@@ -73,13 +83,13 @@ class LSTMCell(nn.Module):
     def pointwise(self, gates: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """Everything after the matmuls: gates = W_ih x + b_ih + W_hh h + b_hh (B, 4H) -> (h, c)."""
         i, f, g, o = gates.chunk(4, 1)  # each (B, H)
-        c = torch.addcmul(torch.sigmoid(f) * state[1], torch.sigmoid(i), torch.tanh(g))
-        return torch.sigmoid(o) * torch.tanh(c), c
+        c = torch.addcmul(self.sigma(f) * state[1], self.sigma(i), self.act(g))
+        return self.sigma(o) * self.act(c), c
 
     def gate_activations(self, xw: Tensor, state: tuple[Tensor, Tensor], new_state) -> dict[str, Tensor]:
         """The sigmoid gates of one step, each (B, H), for xw = W_ih x_t + b_ih (B, 4H)."""
         i, f, _, o = (xw + F.linear(state[0], self.weight_hh, self.bias_hh)).chunk(4, 1)
-        return {"input i": torch.sigmoid(i), "forget f": torch.sigmoid(f), "output o": torch.sigmoid(o)}
+        return {"input i": self.sigma(i), "forget f": self.sigma(f), "output o": self.sigma(o)}
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}"
+        return f"{self.input_size}, {self.hidden_size}" + activations_repr(self.gate_activation, self.activation)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr, check_activations
+
 
 class PeepholeLSTMCell(nn.Module):
     """One step of a peephole LSTM: the gates also see the cell state, through diagonal weights.
@@ -26,6 +28,8 @@ class PeepholeLSTMCell(nn.Module):
     `rnncli.nn.init.init_recurrent_` re-initialises the matrices and biases but not the peepholes).
     State (h, c); None = zeros. The hand-written BPTT keeps torch's gate order i, f, g, o: one
     sigmoid call covers i, f and the candidate, then o follows once c_t is known (rnncli/nn/bptt.py).
+    σ and tanh are the defaults of `gate_activation` / `activation` (rnncli/nn/activations.py);
+    with other choices the layer runs this step under autograd (no kernel computes them).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -43,10 +47,16 @@ class PeepholeLSTMCell(nn.Module):
     extra_params = ("weight_ci", "weight_cf", "weight_co")
     ablations = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
                  "no_output_activation", "no_peepholes")  # Greff et al.'s switches (cells/ablation.py)
+    sequence_kind = "loop"
+    configurable_activations = True
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 gate_activation: str = "sigmoid", activation: str = "tanh") -> None:
         super().__init__()
         self.input_size, self.hidden_size = input_size, hidden_size
+        check_activations(gate_activation, activation)
+        self.gate_activation, self.activation = gate_activation, activation
+        self.sigma, self.act = GATE_ACTIVATIONS[gate_activation], ACTIVATIONS[activation]  # σ, tanh by default
         self.weight_ih = nn.Parameter(torch.empty(4 * hidden_size, input_size))
         self.weight_hh = nn.Parameter(torch.empty(4 * hidden_size, hidden_size))
         self.bias_ih = nn.Parameter(torch.empty(4 * hidden_size)) if bias else None
@@ -81,11 +91,11 @@ class PeepholeLSTMCell(nn.Module):
         """Everything after the matmuls: gates = W_ih x + b_ih + W_hh h + b_hh (B, 4H) -> (h, c)."""
         c = state[1]
         i, f, g, o = gates.chunk(4, 1)  # each (B, H)
-        i = torch.sigmoid(torch.addcmul(i, self.weight_ci, c))  # σ(i + w_ci ⊙ c_{t-1})
-        f = torch.sigmoid(torch.addcmul(f, self.weight_cf, c))
-        c = torch.addcmul(f * c, i, torch.tanh(g))  # f ⊙ c_{t-1} + i ⊙ g
-        o = torch.sigmoid(torch.addcmul(o, self.weight_co, c))  # σ(o + w_co ⊙ c_t)
-        return o * torch.tanh(c), c
+        i = self.sigma(torch.addcmul(i, self.weight_ci, c))  # σ(i + w_ci ⊙ c_{t-1})
+        f = self.sigma(torch.addcmul(f, self.weight_cf, c))
+        c = torch.addcmul(f * c, i, self.act(g))  # f ⊙ c_{t-1} + i ⊙ g
+        o = self.sigma(torch.addcmul(o, self.weight_co, c))  # σ(o + w_co ⊙ c_t)
+        return o * self.act(c), c
 
     def gate_activations(
         self, xw: Tensor, state: tuple[Tensor, Tensor], new_state: tuple[Tensor, Tensor]
@@ -94,7 +104,7 @@ class PeepholeLSTMCell(nn.Module):
         i, f, _, o = (xw + F.linear(state[0], self.weight_hh, self.bias_hh)).chunk(4, 1)
         i, f = i + self.weight_ci * state[1], f + self.weight_cf * state[1]
         o = o + self.weight_co * new_state[1]
-        return {"input i": torch.sigmoid(i), "forget f": torch.sigmoid(f), "output o": torch.sigmoid(o)}
+        return {"input i": self.sigma(i), "forget f": self.sigma(f), "output o": self.sigma(o)}
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}"
+        return f"{self.input_size}, {self.hidden_size}" + activations_repr(self.gate_activation, self.activation)

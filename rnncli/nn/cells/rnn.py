@@ -31,6 +31,8 @@ class RNNCell(nn.Module):
     bptt_gates = None
     extra_params = ()
     ablations = ()  # Greff et al.'s switches (cells/ablation.py)
+    sequence_kind = "loop"
+    configurable_activations = False
 
     def __init__(
         self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh"
