@@ -146,3 +146,16 @@ def test_scan_cells_take_neither_regulariser(tmp_path, key):
     with pytest.raises(ValueError, match=f"{key} does not apply to cell 'minlstm'.*take it: {', '.join(loop_cells)}"):
         Recurrent("minlstm", 2, H, **{key: 0.1})
     assert Recurrent("mingru", 2, H, **{key: 0.0}).path("cuda") == "scan"
+
+
+def test_export_runs_evaluations_zoneout():
+    from rnncli.nn.export import ExportRecurrent
+
+    torch.manual_seed(0)
+    layer = Recurrent("peephole_lstm", 3, H, num_layers=2, bidirectional=True, zoneout=0.3).eval()
+    x, lengths = torch.randn(2, 6, 3), torch.tensor([6, 4])
+    out, (h, c) = layer(x, lengths)
+    zeros = torch.zeros(4, 2, H)
+    got, h2, c2 = ExportRecurrent(layer)(x, lengths, zeros, zeros)
+    for a, b in ((got, out), (h2, h), (c2, c)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
