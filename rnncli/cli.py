@@ -384,6 +384,8 @@ def compare(
     config: str = typer.Argument(..., help="YAML config (only keys valid for every cell)"),
     cells: Optional[str] = typer.Option(None, "--cells", help="comma-separated cells",
                                        show_default="every registered cell"),
+    vary: Optional[str] = typer.Option(None, "--vary", help="KEY=a,b,...: vary this key instead of the cell, "
+                                       "e.g. model.ablate=none,no_forget_gate"),
     seeds: int = typer.Option(3, "--seeds", help="runs per cell: trainer.seed, seed+1, ..."),
     set_: List[str] = typer.Option([], "--set", help=SET_HELP),
     output: Optional[str] = typer.Option(None, "--output", "-o",
@@ -392,13 +394,12 @@ def compare(
     out: Optional[str] = typer.Option(None, "--dir", hidden=True),  # the old name of --output
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no training progress"),
 ):
-    """Train CONFIG once per cell and seed; table of mean ± std, steps/s, parameters; curves PNG."""
-    from rnncli.nn.cells import CELL_NAMES
+    """Train CONFIG once per cell (or --vary value) and seed; mean ± std table, steps/s, parameters; curves."""
     from rnncli.tools import compare as cmp
 
     console = wide_console()
-    names = [c.strip() for c in cells.split(",") if c.strip()] if cells is not None else list(CELL_NAMES)
-    result = cmp.compare(config, names, seeds, set_, output or out,
+    cell_list = None if cells is None else [c.strip() for c in cells.split(",") if c.strip()]
+    result = cmp.compare(config, cell_list, seeds, set_, output or out, vary=vary,
                          show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
     console.print(cmp.render(result))
     console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")

@@ -439,8 +439,13 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         return [coerce(v, Field("float", None, min=field.min, max=field.max), label) for v in value]
     if kind == "strs":  # one string or a list of them (e.g. several data files) -> a list
         value = [value] if isinstance(value, str) else value
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        empty_ok = field.default == []  # a key whose default is [] may be set to []
+        if not isinstance(value, list) or not (value or empty_ok) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        for v in value if field.choices else ():
+            if v not in field.choices:
+                raise ConfigError(f"{label}: '{v}' is not allowed.{closest(v, field.choices)} "
+                                  f"Allowed: {', '.join(field.choices)}")
         return list(value)
     if kind == "int|str":  # e.g. a column given by index or by header name; `val_every: epoch`
         if isinstance(value, bool) or not isinstance(value, (int, str)):

@@ -14,9 +14,9 @@ from typing import Any, Callable
 
 from rnncli.errors import ConfigError
 from rnncli.nn.activations import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_GATE_ACTIVATION, GATE_ACTIVATIONS, is_default
-from rnncli.nn.cells import CELL_NAMES, NONLINEARITIES, cells_where
+from rnncli.nn.cells import ABLATIONS, CELL_NAMES, NONLINEARITIES, cells_where, check_ablate
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
-from rnncli.nn.recurrent import IMPLS, impls_for
+from rnncli.nn.impls import IMPLS, impls_for
 
 SECTIONS = ("data", "model", "trainer", "run")
 
@@ -82,8 +82,9 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             "only the input, the loop on the CPU, else the scan); bptt: hand-written BPTT; scan: parallel scan over "
             "time; autograd: plain loop (reference)",
             choices=IMPLS, renamed={"fused": "bptt"},
-            # only cells without a torch kernel have a path to choose; `check_model` checks the pair
-            **_for_cells(lambda c: c.torch_kernel is None),
+            # only cells without a torch kernel have a path to choose (`check_model` checks the pair), and
+            # only without ablations or zoneout (they run the autograd loop)
+            **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None)),
         ),
         "gate_activation": Field(
             "str", DEFAULT_GATE_ACTIVATION, "activation of the gates (hard_sigmoid: clip(x/6 + 1/2, 0, 1)); "
@@ -95,10 +96,46 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             "runs the cell's own step (autograd)",
             choices=tuple(ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
         ),
+        "recurrent_dropout": Field(
+            "float", 0.0, "variational dropout on h_{t-1} in the recurrent matmul, one mask per sequence",
+            min=0, max=0.99, **_for_cells(lambda c: c.sequence_kind == "loop"),
+        ),
+        "zoneout": Field("float", 0.0, "zoneout rate: each state unit keeps its last value with this "
+                         "probability (expectation at evaluation)", min=0, max=0.99,
+                         **_for_cells(lambda c: c.sequence_kind == "loop")),
+        "ablate": Field(
+            "strs", [], "Greff et al.'s LSTM ablations (none: the full cell)", choices=ABLATIONS + ("none",),
+            **_for_cells(lambda c: bool(c.ablations)),
+        ),
     }
     if bidirectional:
         fields["bidirectional"] = Field("bool", False, "run a second layer right-to-left")
     return fields
+
+
+def _and_no_ablation(applies: dict) -> dict:
+    """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty
+    and model.zoneout 0 (the hand-written BPTT runs neither: those layers take the autograd loop)."""
+    when = applies["when"]
+    return {"when": lambda c: when(c) and not c["model"].get("ablate") and not c["model"].get("zoneout"),
+            "when_text": applies["when_text"] + " and model.ablate is empty and model.zoneout is 0"}
+
+
+def check_recurrent(model: dict, where: Callable[..., str]) -> None:
+    """Rules of the recurrent keys the per-key schema cannot express (resolved `model` section, in place):
+    model.ablate 'none' means []; each ablation must suit model.cell."""
+    if "ablate" not in model:
+        return
+    ablate = model["ablate"]
+    if "none" in ablate:
+        if len(ablate) > 1:
+            raise ConfigError(f"{where('model', 'ablate')}: model.ablate = {ablate}: 'none' cannot be combined "
+                              f"with ablations")
+        ablate = []
+    try:
+        model["ablate"] = list(check_ablate(model["cell"], ablate))
+    except ValueError as e:
+        raise ConfigError(f"{where('model', 'ablate')}: model.ablate: {e}") from None
 
 
 RECURRENT_KEYS = tuple(recurrent_model_fields(bidirectional=True))  # = rnncli.nn.recurrent.Recurrent arguments
@@ -115,8 +152,9 @@ def recurrent_kwargs(model: dict) -> dict:
 
 def check_model(cfg: dict, where: Callable[..., str]) -> None:
     """Cross-key rules of the recurrent `model` keys: `model.impl` must be a path the cell has (with
-    other than sigmoid gates and tanh, only its own step)."""
+    other than sigmoid gates and tanh, only its own step); model.ablate (`check_recurrent`)."""
     model = cfg.get("model", {})
+    check_recurrent(model, where)
     if "impl" not in model or "cell" not in model:
         return
     default = is_default(model.get("gate_activation", DEFAULT_GATE_ACTIVATION),

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from rnncli.nn.cells import (
+    ABLATIONS,
     CELL_NAMES,
     CIFGLSTMCell,
     PeepholeLSTMCell,
@@ -109,7 +110,7 @@ def test_recurrent_step_takes_the_input_projection(cell):
     torch.manual_seed(0)
     module = make_cell(cell, I, H)
     x, state = torch.randn(B, I), random_state(cell)
-    xw = x @ module.weight_ih.T + module.bias_ih
+    xw = nn.functional.linear(x, module.weight_ih, module.bias_ih)  # bias_ih None: the LN cells
     for a, b in zip(as_tuple(module.recurrent_step(xw, state)), as_tuple(module(x, state))):
         torch.testing.assert_close(a, b)
 
@@ -125,15 +126,23 @@ def test_none_state_means_zeros(cell):
 @pytest.mark.parametrize("bias", [True, False])
 def test_parameter_count_formula(cell, bias):
     """G*(H*I + H*H + 2H) per cell, +3H for the peepholes; 2H drops without biases. Scan cells
-    (gates from the input only) have no W_hh and no b_hh: G*(H*I + H)."""
-    module = make_cell(cell, I, H, bias=bias)
-    loop = cell_class(cell).sequence_kind == "loop"
-    expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0)) if loop else \
-        num_gates(cell) * (H * I + (H if bias else 0))
-    expected += H * len(cell_class(cell).extra_params)  # the peepholes: (H,) each
+    (gates from the input only) have no W_hh and no b_hh: G*(H*I + H). The LN cells: gains and betas
+    (G*H,) for each matmul instead of the biases, and gain, beta (H,) of LN(c)."""
+    module, extra = make_cell(cell, I, H, bias=bias), cell_class(cell).extra_params
+    if make_cell(cell, I, H).bias_ih is None:  # LN: no biases; (G*H,) or (H,) gains [and betas]
+        ln = dict(module.named_parameters(recurse=False))
+        ln = {n: p for n, p in ln.items() if n.startswith("ln_")}
+        assert len(ln) == (len(extra) if bias else len(extra) // 2)
+        assert all(p.shape in ((num_gates(cell) * H,), (H,)) for p in ln.values())
+        expected = num_gates(cell) * (H * I + H * H) + sum(p.numel() for p in ln.values())
+    elif cell_class(cell).sequence_kind == "scan":
+        expected = num_gates(cell) * (H * I + (H if bias else 0))
+    else:
+        expected = num_gates(cell) * (H * I + H * H + (2 * H if bias else 0))
+        expected += H * len(extra)  # the peepholes: (H,) each
     assert sum(p.numel() for p in module.parameters()) == expected
     assert module.weight_ih.shape == (num_gates(cell) * H, I)
-    if loop:
+    if cell_class(cell).sequence_kind == "loop":
         assert module.weight_hh.shape == (num_gates(cell) * H, H)
     else:
         assert module.weight_hh is None and module.bias_hh is None
@@ -175,6 +184,7 @@ FACTS = {  # the Cell protocol's class attributes and what each may hold
     "name": str, "gate_names": tuple, "num_gates": int, "state_kind": str, "forget_block": (int, type(None)),
     "sigmoid_gates": tuple, "nonlinearities": tuple, "torch_kernel": (type, type(None)), "folds_b_hh": bool,
     "bptt_kind": (str, type(None)), "bptt_gates": (tuple, type(None)), "extra_params": tuple,
+    "ablations": tuple,
     "sequence_kind": str, "configurable_activations": bool,
 }
 
@@ -204,14 +214,17 @@ def test_every_cell_class_declares_every_fact_consistently(cell):
         assert cls.bptt_kind in fused_cpu.KINDS and cls.state_kind == "hc" and cls.folds_b_hh
         assert sorted(cls.bptt_gates) == sorted(cls.gate_names) and "g" in cls.bptt_gates
     else:
-        assert cls.bptt_gates is None and not cls.extra_params
-    names = {n for n, _ in make_cell(cell, I, H).named_parameters()}
+        assert cls.bptt_gates is None
+    module = make_cell(cell, I, H)
+    biases = {n for n in ("bias_ih", "bias_hh") if getattr(module, n) is not None}  # None: the LN cells
+    names = {n for n, _ in module.named_parameters()}
+    assert set(cls.ablations) <= set(ABLATIONS)
     assert cls.sequence_kind in ("loop", "scan")
     if cls.sequence_kind == "loop":
-        assert names == {"weight_ih", "weight_hh", "bias_ih", "bias_hh", *cls.extra_params}
+        assert names == {"weight_ih", "weight_hh", *biases, *cls.extra_params}
     else:  # gates from the input only: no W_hh, no kernel, state h, and log-space coefficients for the scan
         assert names == {"weight_ih", "bias_ih"} and cls.torch_kernel is None and cls.state_kind == "h"
-        assert callable(cls.log_coefficients)
+        assert not cls.extra_params and callable(cls.log_coefficients)
 
 
 @pytest.mark.parametrize("cell", cells_where(lambda c: c.torch_kernel is not None))
@@ -244,14 +257,14 @@ def test_gate_activations_are_the_declared_sigmoid_gates(cell):
     x, state = torch.randn(B, I), random_state(cell)
 
     def gates():
-        xw = x @ module.weight_ih.T + module.bias_ih
+        xw = nn.functional.linear(x, module.weight_ih, module.bias_ih)
         return module.gate_activations(xw, state, module.recurrent_step(xw, state))
 
     assert [label.split()[1] for label in gates()] == list(cls.sigmoid_gates)
     assert all(((v > 0) & (v < 1)).all() for v in gates().values())
     init_recurrent_(module, cell, H, forget_bias=30.0)
-    with torch.no_grad():  # every pre-activation = its bias (peepholes off too)
-        for name in ("weight_ih", "weight_hh", *cls.extra_params):
+    with torch.no_grad():  # every pre-activation = its bias (peepholes and LN gains off too)
+        for name in ("weight_ih", "weight_hh", *(n for n in cls.extra_params if not n.endswith("_bias"))):
             if getattr(module, name) is not None:  # scan cells have no weight_hh
                 getattr(module, name).zero_()
     for label, value in gates().items():

@@ -82,6 +82,8 @@ BAD_VALUES = [  # (arguments with RUN / CONFIG, the one line after "error: ", ex
     (["diagnose", "RUN", "--batch", "0"], "--batch must be >= 1 (got 0)", 1),
     (["compare", "CONFIG", "--seeds", "0"], "--seeds must be >= 1 (got 0)", 1),
     (["compare", "CONFIG", "--cells", "lstn"], "--cells has an unknown cell 'lstn'. Did you mean 'lstm'?", 1),
+    (["compare", "CONFIG", "--vary", "ablate"], "--vary = 'ablate': expected section.key=a,b,...", 1),
+    (["compare", "CONFIG", "--vary", "model.ablate=none", "--cells", "gru"], "--vary cannot be combined", 1),
     (["train"], "CONFIG is required to start a run", 1),
     (["train", "CONFIG", "--set", "trainer.lr"], "override 'trainer.lr': expected section.key=value", 2),
     (["train", "CONFIG", "--set", "data.split=[0.5, 0.5]"], "expected [train, val, test] fractions", 2),

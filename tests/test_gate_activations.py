@@ -131,3 +131,10 @@ def test_training_with_hard_sigmoid_reports_the_autograd_path_and_learns(make_co
 
 def _flat(state):
     return state if isinstance(state, tuple) else (state,)
+
+
+def test_layer_normalised_cells_refuse_other_activations():
+    takers = ", ".join(cells_where(lambda c: c.configurable_activations))
+    assert "ln_lstm" not in takers
+    with pytest.raises(ValueError, match=f"only configurable for the cells {takers}; cell 'ln_gru'"):
+        Recurrent("ln_gru", 2, 3, activation="softsign")

@@ -14,7 +14,9 @@ I, H = 3, 4
 
 def params_named(layer, prefix):
     """Every parameter whose last name component starts with prefix, one per layer/direction."""
-    found = [p for n, p in layer.named_parameters() if n.rsplit(".", 1)[-1].startswith(prefix)]
+    ln = {"bias_ih": "ln_ih_bias", "bias_hh": "ln_hh_bias"}.get(prefix)  # the LN cells' betas are their biases
+    found = [p for n, p in layer.named_parameters() if n.rsplit(".", 1)[-1].startswith(prefix)
+             or n.rsplit(".", 1)[-1] == ln]
     assert len(found) == layer.num_layers * layer.num_directions
     return found
 

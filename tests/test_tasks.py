@@ -102,6 +102,8 @@ def _config(tmp_path, tiny_data, task: str, model: dict) -> dict:
 def _other_value(key: str):
     """A value for `key` that is neither its default nor what the tiny configs set."""
     field = RECURRENT_FIELDS[key]
+    if field.kind == "strs":  # a list of choices (model.ablate): one of them
+        return [field.choices[0]]
     if field.choices:
         return next(c for c in field.choices if c != field.default)
     if field.kind == "bool":

@@ -66,7 +66,7 @@ def double_candidate(cell: str, w: Tensor, hidden: int) -> Tensor:
 def lstm_family_layer(
     cell: str, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     bias_ih: Tensor | None, bias_hh: Tensor | None, peepholes: tuple[Tensor, Tensor, Tensor] | None = None,
-    mask: Tensor | None = None, compute_dtype: torch.dtype | None = None,
+    mask: Tensor | None = None, compute_dtype: torch.dtype | None = None, h_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer and direction: x (T, B, I), h0, c0 (B, H) -> (hs (T, B, H), c_T (B, H)).
 
@@ -74,7 +74,8 @@ def lstm_family_layer(
     (as `nn.LSTM` / our cells hold them). `peepholes` = the cell's `extra_params` (weight_ci,
     weight_cf, weight_co of the peephole LSTM), None for cells without. hs[t] is the state after
     step t (carried through padding when `mask` is given; multiply by the mask for zero-padded
-    outputs), so hs[-1] is the final h.
+    outputs), so hs[-1] is the final h. `h_mask` (B, H): variational recurrent dropout, the recurrent
+    matmul reads h_mask ⊙ h_{t-1} at every step (rnncli/nn/regularise.py).
     """
     spec = cell_class(cell)
     if spec.bptt_kind is None:
@@ -86,13 +87,13 @@ def lstm_family_layer(
                          f"{'none' if peepholes is None else len(peepholes)}")
     w_ci, w_cf, w_co = peepholes if peepholes is not None else (None, None, None)
     return _LSTMFamily.apply(spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                             w_ci, w_cf, w_co, mask)
+                             w_ci, w_cf, w_co, mask, h_mask)
 
 
 class _LSTMFamily(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                w_ci, w_cf, w_co, mask):
+                w_ci, w_cf, w_co, mask, h_mask):
         steps, batch, _ = x.shape
         hidden = weight_hh.shape[1]
         dtype = torch.promote_types(h0.dtype, torch.float32)  # state / pointwise dtype
@@ -127,7 +128,7 @@ class _LSTMFamily(torch.autograd.Function):
         per_step = list(zip(*views, c_t[:-1], c_t[1:], tc_t, h_t[1:]))  # views made once, not per step
         for t, args in enumerate(per_step):
             a = args[0]  # (B, G*H): pre-activations, then (in place) activations
-            recurrent.add_to(a, h_t[t])
+            recurrent.add_to(a, h_t[t] if h_mask is None else h_t[t] * h_mask)
             step(*args)
             if not full[t]:
                 keep = mask[t]  # (B, 1) True at real steps
@@ -136,6 +137,7 @@ class _LSTMFamily(torch.autograd.Function):
         ctx.spec, ctx.low, ctx.full, ctx.hidden = spec, low, full, hidden
         ctx.peep, ctx.dtypes = peep, (x.dtype, h0.dtype, weight_ih.dtype)
         ctx.has_bias = (bias_ih is not None, bias_hh is not None)
+        ctx.h_mask = None if h_mask is None else h_mask.to(dtype)
         ctx.save_for_backward(x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm)
         return hs[1:], cs[steps].clone()
 
@@ -162,7 +164,11 @@ class _LSTMFamily(torch.autograd.Function):
                 carry_h, carry_c = dh * (1 - keep), dc * (1 - keep)
                 dh, dc = dh * keep, dc * keep
             step(*per_step[t], dh, dc, tmp)
-            dh = through.plus(d_views[0][t], g_t[t - 1] if t > 0 else None)  # dL/dh_{t-1}
+            if ctx.h_mask is None:
+                dh = through.plus(d_views[0][t], g_t[t - 1] if t > 0 else None)  # dL/dh_{t-1}
+            else:  # the matmul read h_mask ⊙ h_{t-1}
+                dh = through.plus(d_views[0][t], None).mul_(ctx.h_mask)
+                dh = dh if t == 0 else dh.add_(g_t[t - 1])
             if not full[t]:
                 dh = dh + carry_h
                 dc = dc + carry_c
@@ -354,7 +360,8 @@ def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
     if needs[3]:
         dw_ih = to_torch_order(torch.mm(rows_mm.t(), x_mm.reshape(steps * batch, -1)).to(d_pre.dtype))
     if needs[4]:
-        h_prev = hs[:steps].reshape(steps * batch, -1)
+        h_prev = hs[:steps] if ctx.h_mask is None else hs[:steps] * ctx.h_mask  # what the matmul read
+        h_prev = h_prev.reshape(steps * batch, -1)
         h_prev = h_prev.to(low) if low else h_prev
         dw_hh = to_torch_order(torch.mm(rows_mm.t(), h_prev).to(d_pre.dtype))
     if needs[5] or needs[6]:
@@ -369,7 +376,7 @@ def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
         )
     grads = (dx, dh0.to(h_dtype) if needs[1] else None, dc0.to(h_dtype) if needs[2] else None,
              dw_ih, dw_hh, db if ctx.has_bias[0] else None, db if ctx.has_bias[1] else None)
-    return grads + peep_grads + (None,)
+    return grads + peep_grads + (None, None)  # mask, h_mask
 
 
 def _combined_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, like: Tensor) -> Tensor | None:

@@ -41,16 +41,20 @@ class _Step(nn.Module):
 
 
 class _TimeLoop(nn.Module):
-    """Scripted: the step over time; mask (T, B, 1) bool is True at real steps."""
+    """Scripted: the step over time; mask (T, B, 1) bool is True at real steps. With a zoneout rate z,
+    evaluation's expectation (rnncli/nn/regularise.py): s = (1 - z) step + z s_prev."""
 
-    def __init__(self, step: nn.Module) -> None:
+    def __init__(self, step: nn.Module, zoneout: float = 0.0) -> None:
         super().__init__()
-        self.step = step
+        self.step, self.zoneout = step, float(zoneout)
 
     def forward(self, xw: Tensor, mask: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         outs: list[Tensor] = []
         for t in range(xw.size(0)):
             h_new, c_new = self.step(xw[t], h, c)
+            if self.zoneout > 0.0:
+                z = self.zoneout  # plain arithmetic, not torch.lerp: every ONNX opset has it
+                h_new, c_new = h_new * (1.0 - z) + h * z, c_new * (1.0 - z) + c * z
             h = torch.where(mask[t], h_new, h)  # a padded step leaves the state as it was
             c = torch.where(mask[t], c_new, c)
             outs.append(h)
@@ -69,6 +73,7 @@ class ExportRecurrent(nn.Module):
         self.num_layers, self.num_directions = recurrent.num_layers, recurrent.num_directions
         self.hidden_size = recurrent.hidden_size
         self.has_c = recurrent.cell_class.state_kind == "hc"
+        self.zoneout = float(recurrent.zoneout)  # evaluation's expectation; recurrent dropout is off at evaluation
         rows = recurrent.num_layers * recurrent.num_directions
         self.cells = nn.ModuleList(recurrent.step_cell(k) for k in range(rows))
         self.loops = nn.ModuleList(self._loop(cell, recurrent.hidden_size) for cell in self.cells)
@@ -79,7 +84,7 @@ class ExportRecurrent(nn.Module):
         h = xw.new_zeros(2, hidden_size)
         with torch.no_grad():
             step = torch.jit.trace(_Step(cell, self.has_c).eval(), (xw, h, h.clone()), check_trace=False)
-        return torch.jit.script(_TimeLoop(step))
+        return torch.jit.script(_TimeLoop(step, self.zoneout))
 
     def forward(self, x: Tensor, lengths: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x (B, T, I), lengths (B,) in 1..T, h and c (L*D, B, H) -> (B, T, D*H), h, c."""

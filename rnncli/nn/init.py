@@ -11,6 +11,8 @@ Defaults (what `rnncli.nn.recurrent.Recurrent` applies):
     cells without one (rnn, gru) ignore forget_bias.
   * peephole weights (weight_ci, weight_cf, weight_co) are left as the cell made them,
     ~ U(-1/sqrt(H), 1/sqrt(H)).
+  * the layer-normalised cells (ln_lstm, ln_gru) add their biases after the normalisations, as the
+    betas ln_ih_bias / ln_hh_bias: these are reset like bias_ih / bias_hh; their gains stay at 1.
 "pytorch" leaves that weight matrix at torch's default U(-1/sqrt(H), 1/sqrt(H)); biases are
 always reset as above (set forget_bias=0 for all-zero biases).
 
@@ -87,7 +89,7 @@ def init_recurrent_(
                 _init_blocks_(param, hidden_size, recurrent_init)
             elif leaf.startswith("weight_ih"):
                 _init_blocks_(param, hidden_size, input_init)
-            elif leaf.startswith("bias_ih"):
+            elif leaf.startswith("bias_ih") or leaf == "ln_ih_bias":  # ln_*: the LN cells' betas
                 _init_bias_(param, hidden_size, forget, forget_bias)
-            elif leaf.startswith("bias_hh"):
+            elif leaf.startswith("bias_hh") or leaf == "ln_hh_bias":
                 _init_bias_(param, hidden_size, forget, 0.0)

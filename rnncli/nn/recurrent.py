@@ -20,6 +20,11 @@
                      'auto' runs their loop: 1.7-4.9x the scan's training tokens/s at every size
                      measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
                      pointwise work than T small steps, and the CPU gains little from parallel time
+    gate_activation / activation other than sigmoid / tanh (rnncli/nn/activations.py): the autograd loop
+    ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
+    recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; recurrent
+                     dropout keeps the hand-written BPTT, zoneout runs the autograd loop; neither
+                     applies to scan cells (their step does not read h_{t-1} through a matmul)
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -37,8 +42,6 @@ Positions t >= length are exactly zero in the output and never change the state.
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,13 +50,13 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import lstm_family_layer
 from rnncli.nn.activations import activations_repr, is_default
-from rnncli.nn.cells import cell_class, cells_where, check_cell_activations, check_nonlinearity, make_cell
+from rnncli.nn.cells import cell_class, check_ablate, check_cell_activations, check_nonlinearity, make_cell
+from rnncli.nn.impls import IMPLS, check_impl, check_regularisers, impls_for  # noqa: F401 (re-exported)
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.regularise import dropout_mask, run_cell_regularised, zoneout_masks
 from rnncli.nn.scan import run_scan
 from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
 
-IMPLS = ("auto", "bptt", "autograd", "scan")
-_RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
@@ -86,6 +89,9 @@ class Recurrent(nn.Module):
         input_init: str = "xavier_uniform",
         forget_bias: float = 1.0,
         impl: str = "auto",
+        ablate: tuple[str, ...] | list[str] = (),
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         gate_activation: str = "sigmoid",
         activation: str = "tanh",
     ) -> None:
@@ -94,12 +100,21 @@ class Recurrent(nn.Module):
         check_nonlinearity(cell, nonlinearity)
         check_cell_activations(cell, gate_activation, activation)
         _check_sizes(input_size, hidden_size, num_layers, dropout)
+        check_regularisers(cell, recurrent_dropout, zoneout)
+        self.ablate = check_ablate(cell, ablate)
+        self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
         self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
-        impl = _check_impl(cell, impl, self.default_activations)
+        switches = [f"ablate={list(self.ablate)}"] if self.ablate else []
+        switches += [f"zoneout={zoneout}"] if zoneout else []  # what the hand-written BPTT cannot run
+        impl = check_impl(cell, impl, self.default_activations, switches,
+                           own_cells=bool(switches or recurrent_dropout))
+        # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
+        plain = not (switches or recurrent_dropout) and self.default_activations
+        self.torch_kernel = spec.torch_kernel if plain else None
+        # the hand-written BPTT's equations (sigmoid gates and tanh, no ablation, no zoneout), or None
+        self.bptt_kind = spec.bptt_kind if not switches and self.default_activations else None
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
         self.gate_activation, self.activation = gate_activation, activation
-        # torch's kernel, when the cell has one and the layer runs its equations
-        self.torch_kernel = spec.torch_kernel if self.default_activations else None
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bidirectional, self.batch_first, self.dropout = bidirectional, batch_first, dropout
         self.num_directions = 2 if bidirectional else 1
@@ -113,8 +128,8 @@ class Recurrent(nn.Module):
             )
         else:  # one cell per layer and direction, row k = layer * D + direction
             self.cells = nn.ModuleList(
-                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size,
-                          gate_activation=gate_activation, activation=activation)
+                make_cell(cell, input_size if layer == 0 else self.output_size, hidden_size, nonlinearity,
+                          ablate=self.ablate, gate_activation=gate_activation, activation=activation)
                 for layer in range(num_layers)
                 for _ in range(self.num_directions)
             )
@@ -150,12 +165,10 @@ class Recurrent(nn.Module):
             return self.impl
         if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
             return "autograd" if device_type == "cpu" else "scan"
-        if not self.default_activations:
-            return "autograd"
-        if spec.torch_kernel is not None:
+        if self.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
-        return "autograd" if spec.bptt_kind is None else "bptt"
+        return "autograd" if self.bptt_kind is None else "bptt"
 
     def paths(self, device_type: str = "cpu") -> list[tuple[str, str, str]]:
         """(layers, implementation, why) for the fast-path report, as forward would now run."""
@@ -163,23 +176,18 @@ class Recurrent(nn.Module):
         layers = f"{self.num_layers} layer{'s' if self.num_layers > 1 else ''}" + \
             (" x 2 directions" if self.bidirectional else "")
         if path == "torch":
-            kernel = f"nn.{self.torch_kernel.__name__}"
+            kernel = f"nn.{spec.torch_kernel.__name__}"
             return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
-            why = "model.impl: autograd (the reference path)" if self.impl == "autograd" else \
-                "custom cell without a hand-written BPTT"
-            if self.impl == "auto" and spec.sequence_kind == "scan":
-                why = "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
-            if not self.default_activations:
-                why = (f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel computes "
-                       f"them, so the cell's own step")
-            return [(layers, "plain autograd loop", why)]
+            return [(layers, "plain autograd loop", self._why_autograd())]
         if path == "scan":
             why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
             return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
+        elif self.recurrent_dropout:
+            why = f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none"
         elif self.impl == "bptt":
             why = "impl='bptt'"
         else:
@@ -188,7 +196,26 @@ class Recurrent(nn.Module):
             why += f"; {low_name} matmuls, fp32 cell state"
         elif device_type == "cpu":  # float32 on the CPU: compiled pointwise steps if available
             why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
+        if self.recurrent_dropout and spec.torch_kernel is None:
+            why += "; model.recurrent_dropout inside it"
         return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
+
+    def _why_autograd(self) -> str:
+        """Why the layer runs the plain autograd loop: every reason that holds, '; '-joined."""
+        spec = self.cell_class
+        if self.impl == "autograd":
+            return "model.impl: autograd (the reference path)"
+        if spec.sequence_kind == "scan":
+            return "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
+        why = []
+        if not self.default_activations:
+            why.append(f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel "
+                       f"computes them, so the cell's own step")
+        if self.ablate or self.zoneout:
+            why.append("model.ablate / model.zoneout: the hand-written BPTT has neither")
+        if not why and spec.torch_kernel is not None:
+            why.append(f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none")
+        return "; ".join(why) or "custom cell without a hand-written BPTT"
 
     def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """Row k's (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh), torch's gate order.
@@ -210,7 +237,7 @@ class Recurrent(nn.Module):
         input_size = self.input_size if k < self.num_directions else self.output_size
         ref = self.rnn.weight_hh_l0
         with torch.device("meta"):  # no init work and no RNG draws: the weights are copied in below
-            cell = make_cell(self.cell, input_size, self.hidden_size, self.nonlinearity)  # default activations
+            cell = make_cell(self.cell, input_size, self.hidden_size, self.nonlinearity)
         cell = cell.to_empty(device=ref.device).to(ref.dtype)
         with torch.no_grad():
             for name, weight in zip(_TORCH_WEIGHTS, self.layer_weights(k)):
@@ -248,26 +275,35 @@ class Recurrent(nn.Module):
                 k = layer * self.num_directions + direction
                 reverse = direction == 1
                 seq = reverse_padded(x, lengths, batch_first=False) if reverse else x
-                if path == "bptt":
-                    out, final = self._run_bptt(k, seq, state_row(state, k), mask)
-                elif path == "scan":
-                    out, final = run_scan(self.cells[k], seq, state_row(state, k), mask)
-                else:
-                    out, final = run_cell(self.cells[k], seq, state_row(state, k), mask)
+                out, final = self._run_row(k, seq, state_row(state, k), mask, path)
                 outs.append(reverse_padded(out, lengths, batch_first=False) if reverse else out)
                 finals.append(final)
             x = outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)  # (T, B, D*H)
         out = x.transpose(0, 1) if self.batch_first else x
         return out, join_state(finals)
 
-    def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State]:
+    def _run_row(self, k: int, x: Tensor, state: State, mask: Tensor | None, path: str) -> tuple[Tensor, State]:
+        """Layer/direction k over x (T, B, I) on `path`, with this call's recurrent dropout / zoneout
+        masks (rnncli/nn/regularise.py); same contract as `run_cell`."""
+        h_mask = dropout_mask(hidden(state), self.recurrent_dropout, self.training)  # (B, H) or None
+        if path == "bptt":
+            return self._run_bptt(k, x, state, mask, h_mask)
+        if path == "scan":  # scan cells take neither regulariser (check_regularisers)
+            return run_scan(self.cells[k], x, state, mask)
+        if h_mask is None and not self.zoneout:
+            return run_cell(self.cells[k], x, state, mask)
+        zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)
+        return run_cell_regularised(self.cells[k], self.cell_class.folds_b_hh, x, state, mask, h_mask, zones)
+
+    def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None,
+                  h_mask: Tensor | None = None) -> tuple[Tensor, State]:
         """Layer/direction k on the hand-written path; same contract as `run_cell`."""
         low = autocast_dtype(x.device.type)
         names = self.cell_class.extra_params  # e.g. the peepholes, which only our cells hold
         extra = tuple(getattr(self.cells[k], n) for n in names) if names else None
         with torch.autocast(x.device.type, enabled=False):
             hs, c = lstm_family_layer(self.cell, x, *state, *self.layer_weights(k), extra, mask=mask,
-                                      compute_dtype=low)
+                                      compute_dtype=low, h_mask=h_mask)
         return (hs if mask is None else hs * mask), (hs[-1], c)
 
     def extra_repr(self) -> str:
@@ -275,6 +311,9 @@ class Recurrent(nn.Module):
             f"{self.cell!r}, {self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, "
             f"bidirectional={self.bidirectional}, dropout={self.dropout}, "
             f"batch_first={self.batch_first}" + (f", impl={self.impl!r}" if self.impl != "auto" else "")
+            + (f", ablate={list(self.ablate)}" if self.ablate else "")
+            + (f", recurrent_dropout={self.recurrent_dropout}" if self.recurrent_dropout else "")
+            + (f", zoneout={self.zoneout}" if self.zoneout else "")
             + activations_repr(self.gate_activation, self.activation)
         )
 
@@ -344,41 +383,6 @@ def autocast_dtype(device_type: str) -> torch.dtype | None:
     if not torch.is_autocast_enabled(device_type):
         return None
     return torch.get_autocast_dtype(device_type)
-
-
-def impls_for(cell: str, default_activations: bool = True) -> tuple[str, ...]:
-    """The `impl` values that cell can run: 'auto', plus each path its class declares (with other than
-    sigmoid gates and tanh, only its own step: autograd)."""
-    spec = cell_class(cell)
-    if not default_activations:
-        return ("auto", "autograd")
-    return ("auto",) + ("bptt",) * (spec.bptt_kind is not None) + ("autograd",) * (spec.torch_kernel is None) \
-        + ("scan",) * (spec.sequence_kind == "scan")
-
-
-def _check_impl(cell: str, impl: str, default_activations: bool = True) -> str:
-    """The impl to run (an old spelling renamed, with a FutureWarning); a ValueError if it cannot."""
-    if impl in _RENAMED_IMPLS:
-        warnings.warn(f"impl={impl!r} is deprecated: write impl={_RENAMED_IMPLS[impl]!r} (the same paths)",
-                      FutureWarning, stacklevel=3)
-        impl = _RENAMED_IMPLS[impl]
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    spec = cell_class(cell)
-    if not default_activations and impl not in impls_for(cell, False):
-        raise ValueError(f"impl={impl!r} runs sigmoid gates and tanh; with other activations {cell!r} runs "
-                         f"impl='auto' or 'autograd' (its own step)")
-    if impl == "bptt" and spec.bptt_kind is None:
-        cells = ", ".join(cells_where(lambda c: c.bptt_kind is not None))
-        raise ValueError(f"impl='bptt' is for the cells with a hand-written BPTT ({cells}), not {cell!r}")
-    if impl == "scan" and spec.sequence_kind != "scan":
-        cells = ", ".join(cells_where(lambda c: c.sequence_kind == "scan"))
-        raise ValueError(f"impl='scan' is for the cells whose gates read only the input ({cells}), not {cell!r}")
-    if impl == "autograd" and spec.torch_kernel is not None and default_activations:
-        cells = ", ".join(cells_where(lambda c: c.torch_kernel is None))
-        raise ValueError(f"impl='autograd' is for the cells without a torch kernel ({cells}); "
-                         f"{cell!r} runs torch's kernel")
-    return impl
 
 
 def _check_sizes(input_size: int, hidden_size: int, num_layers: int, dropout: float) -> None:

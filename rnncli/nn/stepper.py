@@ -45,6 +45,7 @@ from rnncli.nn.bptt import block_permutation, double_candidate
 from rnncli.nn.cells import num_gates
 from rnncli.nn.int8 import Int8Weight
 from rnncli.nn.onednn import FixedWeight
+from rnncli.nn.regularise import zone
 from rnncli.nn.state import State, StepState, hidden, zero_state
 
 
@@ -66,6 +67,7 @@ class Stepper:
         fixed = Int8Weight if self.int8 else _fixed
         self.cell, self.hidden_size = recurrent.cell, recurrent.hidden_size
         self.state_kind = recurrent.cell_class.state_kind
+        self.zoneout = float(recurrent.zoneout)  # evaluation's zoneout: s = z s_prev + (1 - z) step (regularise.py)
         ref = next(recurrent.parameters())
         self.device, self.dtype = ref.device, ref.dtype
         kernels = _fused_kernels(recurrent)  # compiled LSTM-family step, or None
@@ -88,8 +90,9 @@ class Stepper:
                 return self.step(inputs, state)
         x = inputs if self.table is None else self.table.index_select(0, inputs)  # (B, G*H)
         new = []
-        for layer, layer_state in zip(self.layers, state):
-            layer_state = layer(x, layer_state)
+        for layer, old in zip(self.layers, state):
+            layer_state = layer(x, old)
+            layer_state = zone(layer_state, old, self.zoneout) if self.zoneout else layer_state
             new.append(layer_state)
             x = hidden(layer_state)  # (B, H)
         return x, tuple(new)
@@ -231,7 +234,7 @@ def _fused_kernels(recurrent: nn.Module):
     """rnncli/nn/fused_cpu.py's kernels for a stack of a cell with a `bptt_kind`, in float32 on the
     CPU, with sigmoid gates and tanh; else None."""
     ref = next(recurrent.parameters())
-    if recurrent.cell_class.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
+    if recurrent.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
         return None
     if not recurrent.default_activations:  # the kernel computes σ and tanh only
         return None

@@ -1,7 +1,11 @@
-"""`rnncli compare`: train one config once per cell and seed, then tabulate and plot.
+"""`rnncli compare`: train one config once per variant and seed, then tabulate and plot.
+
+A variant is one value of one config key: a cell (`cells`, i.e. model.cell), or any key with
+`vary="KEY=a,b,..."`, e.g. vary="model.ablate=none,no_forget_gate,no_output_gate" (Greff et al.'s
+ablations) or vary="model.hidden_size=64,128".
 
     compare dir/
-      runs/<cell>-seed<seed>/   ordinary run directories (resume / eval / plot them as usual)
+      runs/<variant>-seed<seed>/   ordinary run directories (resume / eval / plot them as usual)
       results.json              one record per finished run, written after each run
       compare.json              results + the per-cell summary
       compare.csv               one row per run
@@ -9,14 +13,16 @@
 
 Runs are sequential. A run already in results.json whose directory still holds best.pt is
 skipped; a run that was interrupted (last.pt but no result) is resumed, so re-running the same
-command finishes what is missing. Every cell gets the same config plus the override `model.cell=...`,
-so the config may only use keys valid for every cell (no model.forget_bias, model.nonlinearity).
+command finishes what is missing. Every variant gets the same config plus its override (e.g.
+`model.cell=...`), so the config may only use keys valid for every variant (comparing cells: no
+model.forget_bias, model.nonlinearity).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -27,9 +33,34 @@ from rnncli.nn.cells import CELL_NAMES
 from rnncli.tasks.synthetic import count_parameters
 
 
-def run_overrides(overrides: list[str], cell: str, seed: int, runs_dir: Path) -> list[str]:
-    return [*overrides, f"model.cell={cell}", f"trainer.seed={seed}", f"run.name={cell}-seed{seed}",
+def run_overrides(overrides: list[str], variant: str, seed: int, runs_dir: Path) -> list[str]:
+    """The overrides of one run: the user's, the variant's own (KEY=value), the seed and where it goes."""
+    return [*overrides, variant, f"trainer.seed={seed}", f"run.name={run_name(variant, seed)}",
             f"run.dir={runs_dir}", "run.overwrite=false"]
+
+
+def run_name(variant: str, seed: int) -> str:
+    """'model.cell=gru', 1234 -> 'gru-seed1234' (the value, made safe for a directory name)."""
+    return re.sub(r"[^\w.+-]", "_", variant.split("=", 1)[1]) + f"-seed{seed}"
+
+
+def variants(cells: list[str] | None, vary: str | None) -> tuple[str, list[str]]:
+    """(the key compared, one override KEY=value per variant) from `cells` or `vary`."""
+    if vary is None:
+        cells = list(CELL_NAMES) if cells is None else cells
+        check_cells(cells)
+        return "cell", [f"model.cell={cell}" for cell in cells]
+    if cells is not None:
+        raise ArgumentError("vary", "cannot be combined with cells: set model.cell in the config (or an "
+                            "override) and vary the other key")
+    key, _, values = vary.partition("=")
+    labels = [v.strip() for v in values.split(",") if v.strip()]
+    if "." not in key or not labels:
+        raise ArgumentError("vary", f"= {vary!r}: expected section.key=a,b,... (e.g. "
+                            f"model.ablate=none,no_forget_gate)")
+    if len(set(labels)) < len(labels):
+        raise ArgumentError("vary", f"= {vary!r} lists a value twice")
+    return key.strip(), [f"{key.strip()}={label}" for label in labels]
 
 
 def check_cells(cells: list[str]) -> None:
@@ -41,40 +72,44 @@ def check_cells(cells: list[str]) -> None:
         raise ArgumentError("cells", f"is empty; give some of {', '.join(CELL_NAMES)}")
 
 
-def compare(config: str, cells: list[str], seeds: int = 3, overrides: list[str] = (), out_dir: str | None = None,
-            show_progress: bool = False, on_run: Callable[[str, str], None] | None = None) -> dict:
-    """Train (or skip) every cell x seed run, then summarise; returns {"runs", "summary", files}."""
-    check_cells(cells)
+def compare(config: str, cells: list[str] | None = None, seeds: int = 3, overrides: list[str] = (),
+            out_dir: str | None = None, show_progress: bool = False,
+            on_run: Callable[[str, str], None] | None = None, vary: str | None = None) -> dict:
+    """Train (or skip) every variant x seed run, then summarise; returns {"runs", "summary", files}.
+
+    The variants are `cells` (default: every registered cell) or the values of `vary` = "KEY=a,b,...".
+    """
+    varied, plan_variants = variants(cells, vary)
     if seeds < 1:
         raise ArgumentError("seeds", f"must be >= 1 (got {seeds})")
     base = load_config(config, list(overrides), check_files=True)
     out = Path(out_dir) if out_dir else Path(base["run"]["dir"]) / f"compare-{Path(config).stem}"
     runs_dir = out / "runs"
     first_seed = base["trainer"]["seed"]
-    plan = [(cell, first_seed + i) for cell in cells for i in range(seeds)]
-    for cell, seed in plan:  # every config must be valid before hours of training start
-        load_config(config, run_overrides(list(overrides), cell, seed, runs_dir))
+    plan = [(variant, first_seed + i) for variant in plan_variants for i in range(seeds)]
+    for variant, seed in plan:  # every config must be valid before hours of training start
+        load_config(config, run_overrides(list(overrides), variant, seed, runs_dir))
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    for cell, seed in plan:
-        name = f"{cell}-seed{seed}"
-        status = _train_one(config, list(overrides), cell, seed, runs_dir, results.get(name), show_progress)
+    for variant, seed in plan:
+        name = run_name(variant, seed)
+        status = _train_one(config, list(overrides), variant, seed, runs_dir, results.get(name), show_progress)
         if status != "skipped":
-            results[name] = collect(runs_dir / name, cell, seed)
+            results[name] = collect(runs_dir / name, variant.split("=", 1)[1], seed)
             results_path.write_text(json.dumps(results, indent=1))
         if on_run is not None:
             on_run(name, status)
-    runs = [results[f"{cell}-seed{seed}"] for cell, seed in plan]
-    return write_outputs(out, runs, base["task"])
+    runs = [results[run_name(variant, seed)] for variant, seed in plan]
+    return {**write_outputs(out, runs, base["task"]), "varied": varied}
 
 
-def _train_one(config: str, overrides: list[str], cell: str, seed: int, runs_dir: Path, done: dict | None,
+def _train_one(config: str, overrides: list[str], variant: str, seed: int, runs_dir: Path, done: dict | None,
                show_progress: bool) -> str:
     from rnncli import api
 
-    run_dir = runs_dir / f"{cell}-seed{seed}"
-    sets = run_overrides(overrides, cell, seed, runs_dir)
+    run_dir = runs_dir / run_name(variant, seed)
+    sets = run_overrides(overrides, variant, seed, runs_dir)
     _check_same_config(run_dir, load_config(config, sets))
     if done is not None and (run_dir / "best.pt").exists():
         return "skipped"
@@ -99,8 +134,9 @@ def _check_same_config(run_dir: Path, cfg: dict) -> None:
                        f"compare into another directory, or delete that run directory to retrain it")
 
 
-def collect(run_dir: Path, cell: str, seed: int) -> dict:
-    """One finished run -> plain record: final/best validation metric, test metric, speed, size."""
+def collect(run_dir: Path, variant: str, seed: int) -> dict:
+    """One finished run -> plain record: its variant (the varied value) and cell, final/best validation
+    metric, test metric, speed, size."""
     from rnncli import api
     from rnncli.tools.plots import read_metrics
 
@@ -116,7 +152,8 @@ def collect(run_dir: Path, cell: str, seed: int) -> dict:
     except RnncliError:  # a task without a test split: leave it out of the table
         test = None
     last = records[-1]
-    return {"cell": cell, "seed": seed, "run": str(run_dir), "metric": metric, "steps": last["step"],
+    return {"variant": variant, "cell": cfg["model"].get("cell"), "seed": seed, "run": str(run_dir),
+            "metric": metric, "steps": last["step"],
             "final_val": val[-1][metric], "best_val": ckpt["trainer"]["best"], "test": test,
             "chance": val[-1].get(f"chance_{metric}"), "elapsed_s": last["elapsed_s"],
             "steps_per_s": last["step"] / max(last["elapsed_s"], 1e-9),
@@ -132,11 +169,11 @@ def _mean_std(values: list) -> tuple[float | None, float | None]:
 
 
 def summarise(runs: list[dict]) -> list[dict]:
-    """Per cell: runs, mean ± std (sample std, 0 for one run) of each metric, speed, parameters."""
+    """Per variant: runs, mean ± std (sample std, 0 for one run) of each metric, speed, parameters."""
     rows = []
-    for cell in dict.fromkeys(r["cell"] for r in runs):
-        mine = [r for r in runs if r["cell"] == cell]
-        row = {"cell": cell, "runs": len(mine), "metric": mine[0]["metric"]}
+    for variant in dict.fromkeys(_variant(r) for r in runs):
+        mine = [r for r in runs if _variant(r) == variant]
+        row = {"variant": variant, "cell": mine[0]["cell"], "runs": len(mine), "metric": mine[0]["metric"]}
         for key in ("final_val", "best_val", "test"):
             row[key], row[key + "_std"] = _mean_std([r[key] for r in mine])
         row["chance"] = mine[0]["chance"]
@@ -146,12 +183,16 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def _variant(record: dict) -> str:
+    return record.get("variant", record["cell"])  # results.json of an older compare: one cell per variant
+
+
 def write_outputs(out: Path, runs: list[dict], task: str) -> dict:
     from rnncli.tools.plots import plot_compare
 
     summary = summarise(runs)
     (out / "compare.json").write_text(json.dumps({"task": task, "summary": summary, "runs": runs}, indent=1))
-    columns = ["cell", "seed", "metric", "final_val", "best_val", "test", "chance", "steps", "steps_per_s",
+    columns = ["variant", "cell", "seed", "metric", "final_val", "best_val", "test", "chance", "steps", "steps_per_s",
                "elapsed_s", "parameters", "run"]
     with (out / "compare.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
@@ -159,7 +200,7 @@ def write_outputs(out: Path, runs: list[dict], task: str) -> dict:
         writer.writerows(runs)
     curves: dict[str, list] = {}
     for r in runs:
-        curves.setdefault(r["cell"], []).append(([p[0] for p in r["curve"]], [p[1] for p in r["curve"]]))
+        curves.setdefault(_variant(r), []).append(([p[0] for p in r["curve"]], [p[1] for p in r["curve"]]))
     metric = runs[0]["metric"]
     plot = plot_compare(curves, metric, out / "validation_curves.png", f"{task}: validation {metric}",
                         runs[0]["chance"])
@@ -167,16 +208,16 @@ def write_outputs(out: Path, runs: list[dict], task: str) -> dict:
 
 
 def render(result: dict):
-    """A rich table of the per-cell summary."""
+    """A rich table of the per-variant summary."""
     from rich.table import Table
 
-    metric = result["summary"][0]["metric"]
-    table = Table(title=f"{result['task']}: {metric} per cell (mean ± std over seeds)")
-    for col in ("cell", "runs", f"final val {metric}", f"test {metric} (best.pt)", "chance", "steps/s",
+    metric, varied = result["summary"][0]["metric"], result.get("varied", "cell")
+    table = Table(title=f"{result['task']}: {metric} per {varied} (mean ± std over seeds)")
+    for col in (varied, "runs", f"final val {metric}", f"test {metric} (best.pt)", "chance", "steps/s",
                 "parameters"):
-        table.add_column(col, justify="left" if col == "cell" else "right")
+        table.add_column(col, justify="left" if col == varied else "right")
     for row in result["summary"]:
-        table.add_row(row["cell"], str(row["runs"]), _pm(row["final_val"], row["final_val_std"]),
+        table.add_row(row["variant"], str(row["runs"]), _pm(row["final_val"], row["final_val_std"]),
                       _pm(row["test"], row["test_std"]), _fmt(row["chance"]), f"{row['steps_per_s']:.1f}",
                       f"{row['parameters']:,}")
     return table

@@ -24,9 +24,12 @@ from typing import Callable, ClassVar, Protocol
 
 from torch import Tensor, nn
 
+from rnncli.nn.cells.ablation import ABLATIONS, AblatedLSTMCell
 from rnncli.nn.activations import check_activations, is_default
 from rnncli.nn.cells.cifg import CIFGLSTMCell
 from rnncli.nn.cells.gru import GRUCell
+from rnncli.nn.cells.ln_gru import LayerNormGRUCell
+from rnncli.nn.cells.ln_lstm import LayerNormLSTMCell
 from rnncli.nn.cells.lstm import LSTMCell
 from rnncli.nn.cells.mingru import MinGRUCell
 from rnncli.nn.cells.minlstm import MinLSTMCell
@@ -51,6 +54,7 @@ class Cell(Protocol):
     bptt_kind: ClassVar[str | None]  # equations in rnncli/nn/bptt.py and fused_cpu.py, or None
     bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
     extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
+    ablations: ClassVar[tuple[str, ...]]  # Greff et al.'s ablations it takes (model.ablate; cells/ablation.py)
     # "loop": a step reads h_{t-1} through weight_hh, so a sequence is a loop over time;
     # "scan": gates read only x_t (weight_hh and bias_hh are None) and the step is linear in h,
     # h_t = a_t ⊙ h_{t-1} + b_t, so a sequence can run as a parallel scan (rnncli/nn/scan.py)
@@ -82,6 +86,7 @@ CELLS: dict[str, type[nn.Module]] = {
     cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell,
                               MinGRUCell, MinLSTMCell)
 }
+CELLS.update({cls.name: cls for cls in (LayerNormLSTMCell, LayerNormGRUCell)})  # Ba et al. 2016
 CELL_NAMES = tuple(CELLS)
 NONLINEARITIES = tuple(dict.fromkeys(n for cls in CELLS.values() for n in cls.nonlinearities))
 
@@ -119,6 +124,26 @@ def check_nonlinearity(cell: str, nonlinearity: str) -> None:
                      f"cell {cell!r} always uses {allowed[0]}")
 
 
+def check_ablate(cell: str, ablate) -> tuple[str, ...]:
+    """The ablations in ABLATIONS' order; a ValueError naming the first that `cell` cannot take and
+    why: an impossible combination (CIFG's coupled gates), or which cells take it."""
+    cls = cell_class(cell)
+    for name in ablate:
+        if name not in ABLATIONS:
+            close = difflib.get_close_matches(str(name), ABLATIONS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown ablation {name!r}: expected some of {', '.join(ABLATIONS)}{hint}")
+        if name in cls.ablations:
+            continue
+        coupled = "i" not in cls.gate_names and cls.forget_block is not None  # CIFG: i = 1 - f
+        if coupled and name in ("no_input_gate", "no_forget_gate"):
+            raise ValueError(f"ablation {name!r} is impossible with cell {cell!r}: its input gate is tied "
+                             f"to its forget gate (i = 1 - f), so neither can be removed alone")
+        takers = ", ".join(cells_where(lambda c: name in c.ablations)) or "none"
+        raise ValueError(f"ablation {name!r} does not apply to cell {cell!r}; the cells that take it: {takers}")
+    return tuple(a for a in ABLATIONS if a in ablate)
+
+
 def check_cell_activations(cell: str, gate_activation: str, activation: str) -> None:
     """Only cells whose class says `configurable_activations` take other than sigmoid gates and tanh."""
     check_activations(gate_activation, activation)
@@ -136,17 +161,20 @@ def num_gates(cell: str) -> int:
 
 
 def make_cell(
-    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True,
+    cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh", bias: bool = True, ablate=(),
     gate_activation: str = "sigmoid", activation: str = "tanh",
 ) -> nn.Module:
-    """Build the step-level cell registered under `cell` (one of CELL_NAMES)."""
+    """Build the step-level cell registered under `cell` (one of CELL_NAMES); with `ablate`, that
+    cell with Greff et al.'s ablations (an `AblatedLSTMCell` over its parameters)."""
     cls = cell_class(cell)
     check_nonlinearity(cell, nonlinearity)
     check_cell_activations(cell, gate_activation, activation)
+    activations = dict(gate_activation=gate_activation, activation=activation) if cls.configurable_activations else {}
+    if ablate:
+        return AblatedLSTMCell(cls, input_size, hidden_size, ablate=check_ablate(cell, ablate), bias=bias,
+                               **activations)
     options = {"nonlinearity": nonlinearity} if len(cls.nonlinearities) > 1 else {}
-    if cls.configurable_activations:
-        options.update(gate_activation=gate_activation, activation=activation)
-    return cls(input_size, hidden_size, bias=bias, **options)
+    return cls(input_size, hidden_size, bias=bias, **options, **activations)
 
 
 def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=None) -> State:
@@ -155,12 +183,16 @@ def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=
 
 
 __all__ = [
+    "ABLATIONS",
+    "AblatedLSTMCell",
     "CELLS",
     "CELL_NAMES",
     "NONLINEARITIES",
     "CIFGLSTMCell",
     "Cell",
     "GRUCell",
+    "LayerNormGRUCell",
+    "LayerNormLSTMCell",
     "LSTMCell",
     "MinGRUCell",
     "MinLSTMCell",
@@ -168,6 +200,7 @@ __all__ = [
     "RNNCell",
     "cell_class",
     "cells_where",
+    "check_ablate",
     "check_cell_activations",
     "check_cell_name",
     "check_nonlinearity",

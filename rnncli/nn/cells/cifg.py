@@ -44,6 +44,8 @@ class CIFGLSTMCell(nn.Module):
     bptt_kind = "cifg"
     bptt_gates = ("f", "o", "g")
     extra_params = ()
+    # Greff et al.'s switches (cells/ablation.py); no_input_gate / no_forget_gate: impossible (i = 1 - f)
+    ablations = ("no_output_gate", "no_input_activation", "no_output_activation")
     sequence_kind = "loop"
     configurable_activations = True
 

@@ -39,6 +39,7 @@ class GRUCell(nn.Module):
     bptt_kind = None
     bptt_gates = None
     extra_params = ()
+    ablations = ()  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
     configurable_activations = True
 

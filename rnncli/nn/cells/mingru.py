@@ -51,6 +51,7 @@ class MinGRUCell(nn.Module):
     extra_params = ()
     sequence_kind = "scan"
     configurable_activations = False
+    ablations = ()  # Greff et al.'s switches (cells/ablation.py)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
         super().__init__()

@@ -45,6 +45,8 @@ class PeepholeLSTMCell(nn.Module):
     bptt_kind = "peephole"
     bptt_gates = ("i", "f", "g", "o")
     extra_params = ("weight_ci", "weight_cf", "weight_co")
+    ablations = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
+                 "no_output_activation", "no_peepholes")  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
     configurable_activations = True
 

@@ -30,6 +30,7 @@ class RNNCell(nn.Module):
     bptt_kind = None
     bptt_gates = None
     extra_params = ()
+    ablations = ()  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
     configurable_activations = False
 
