@@ -97,7 +97,7 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             choices=tuple(ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
         ),
         "recurrent_dropout": Field(
-            "float", 0.0, "variational dropout on h_{t-1} in the recurrent matmul, one mask per sequence",
+            "float", 0.0, "variational dropout on h(t-1) in the recurrent matmul, one mask per sequence",
             min=0, max=0.99, **_for_cells(lambda c: c.sequence_kind == "loop"),
         ),
         "zoneout": Field("float", 0.0, "zoneout rate: each state unit keeps its last value with this "

@@ -34,6 +34,10 @@ def test_quantized_recurrent_matches_fp32(cell, bidirectional):
     holder = nn.Module()
     holder.rnn = Recurrent(cell, 8, 16, num_layers=2, bidirectional=bidirectional).eval()
     q = quantize(holder)
+    if not getattr(cell_class(cell), "int8", True):  # the cell opts out: the layer stays fp32, unchanged
+        x = torch.randn(3, 7, 8)
+        assert type(q.rnn) is Recurrent and torch.equal(q.rnn(x)[0], holder.rnn(x)[0])
+        return
     assert type(q.rnn) is QuantizedRecurrent and type(holder.rnn) is Recurrent  # a copy; the model is left
     if cell_class(cell).torch_kernel in DYNAMIC_KERNELS:  # torch's dynamic-quantized LSTM / GRU
         assert type(q.rnn.kernel).__module__.startswith("torch.ao.nn.quantized.dynamic")

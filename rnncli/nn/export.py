@@ -41,21 +41,38 @@ class _Step(nn.Module):
 
 
 class _TimeLoop(nn.Module):
-    """Scripted: the step over time; mask (T, B, 1) bool is True at real steps. With a zoneout rate z,
-    evaluation's expectation (rnncli/nn/regularise.py): s = (1 - z) step + z s_prev."""
+    """Scripted: the step over time; mask (T, B, 1) bool is True at real steps."""
 
-    def __init__(self, step: nn.Module, zoneout: float = 0.0) -> None:
+    def __init__(self, step: nn.Module) -> None:
         super().__init__()
-        self.step, self.zoneout = step, float(zoneout)
+        self.step = step
 
     def forward(self, xw: Tensor, mask: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         outs: list[Tensor] = []
         for t in range(xw.size(0)):
             h_new, c_new = self.step(xw[t], h, c)
-            if self.zoneout > 0.0:
-                z = self.zoneout  # plain arithmetic, not torch.lerp: every ONNX opset has it
-                h_new, c_new = h_new * (1.0 - z) + h * z, c_new * (1.0 - z) + c * z
             h = torch.where(mask[t], h_new, h)  # a padded step leaves the state as it was
+            c = torch.where(mask[t], c_new, c)
+            outs.append(h)
+        return torch.stack(outs, 0) * mask.to(h.dtype), h, c  # (T, B, H), zero at padding
+
+
+class _ZoneoutTimeLoop(nn.Module):
+    """`_TimeLoop` with a zoneout rate z, at evaluation's expectation (rnncli/nn/regularise.py):
+    s = (1 - z) step + z s_prev. A separate class, not a branch: a scripted `if` on the rate would
+    leave ONNX a graph whose state shapes it cannot infer."""
+
+    def __init__(self, step: nn.Module, zoneout: float) -> None:
+        super().__init__()
+        self.step, self.keep = step, float(zoneout)
+
+    def forward(self, xw: Tensor, mask: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        outs: list[Tensor] = []
+        for t in range(xw.size(0)):
+            h_new, c_new = self.step(xw[t], h, c)
+            h_new = h_new * (1.0 - self.keep) + h * self.keep  # plain arithmetic: every ONNX opset has it
+            c_new = c_new * (1.0 - self.keep) + c * self.keep
+            h = torch.where(mask[t], h_new, h)
             c = torch.where(mask[t], c_new, c)
             outs.append(h)
         return torch.stack(outs, 0) * mask.to(h.dtype), h, c  # (T, B, H), zero at padding
@@ -84,7 +101,8 @@ class ExportRecurrent(nn.Module):
         h = xw.new_zeros(2, hidden_size)
         with torch.no_grad():
             step = torch.jit.trace(_Step(cell, self.has_c).eval(), (xw, h, h.clone()), check_trace=False)
-        return torch.jit.script(_TimeLoop(step, self.zoneout))
+        loop = _ZoneoutTimeLoop(step, self.zoneout) if self.zoneout > 0 else _TimeLoop(step)
+        return torch.jit.script(loop)
 
     def forward(self, x: Tensor, lengths: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """x (B, T, I), lengths (B,) in 1..T, h and c (L*D, B, H) -> (B, T, D*H), h, c."""

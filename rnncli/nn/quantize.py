@@ -32,7 +32,8 @@ from rnncli.nn.stepper import input_projection, make_layer
 
 DYNAMIC_KERNELS = (nn.LSTM, nn.GRU)  # torch kernels that quantize_dynamic turns into int8 modules
 _DELEGATED = ("cell", "cell_class", "impl", "nonlinearity", "input_size", "hidden_size", "num_layers",
-              "bidirectional", "batch_first", "dropout", "num_directions", "output_size", "default_activations")
+              "bidirectional", "batch_first", "dropout", "num_directions", "output_size", "default_activations",
+              "zoneout", "bptt_kind")
 
 
 def _quiet_quantize_dynamic(module: nn.Module, types: set) -> nn.Module:
@@ -42,10 +43,11 @@ def _quiet_quantize_dynamic(module: nn.Module, types: set) -> nn.Module:
 
 
 def quantize(model: nn.Module) -> nn.Module:
-    """An int8 copy of `model` for CPU inference (eval mode); the model itself is left as it is."""
+    """An int8 copy of `model` for CPU inference (eval mode); the model itself is left as it is.
+    Recurrent layers of a cell that declares `int8 = False` (the layer-normalised cells) stay fp32."""
     model = copy.deepcopy(model).cpu().eval()
     for name, module in list(model.named_modules()):
-        if type(module) is Recurrent:
+        if type(module) is Recurrent and getattr(module.cell_class, "int8", True):  # cells may opt out
             parent, _, attr = name.rpartition(".")
             setattr(model.get_submodule(parent) if parent else model, attr, QuantizedRecurrent(module))
     return _quiet_quantize_dynamic(model, {nn.Linear})

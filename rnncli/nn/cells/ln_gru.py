@@ -43,6 +43,7 @@ class LayerNormGRUCell(nn.Module):
     extra_params = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias")
     ablations = ()  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
+    int8 = False  # int8 weights move the normalised pre-activations too far (0.1-0.3 at H=16): kept fp32
     configurable_activations = False  # σ and tanh only (model.gate_activation / activation: not here)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
@@ -87,7 +88,7 @@ class LayerNormGRUCell(nn.Module):
 
     def _normalised(self, xw: Tensor, hw: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """(LN_ih(xw), LN_hh(hw)), each split into its r, z, n blocks (B, H)."""
-        shape = (xw.shape[-1],)
+        shape = (3 * self.hidden_size,)  # a constant, so an exported graph keeps it static
         a = F.layer_norm(xw, shape, self.ln_ih_weight, self.ln_ih_bias, EPS)
         b = F.layer_norm(hw, shape, self.ln_hh_weight, self.ln_hh_bias, EPS)
         return a.chunk(3, 1), b.chunk(3, 1)
