@@ -57,8 +57,8 @@ def main() -> None:
         for config in a.configs:
             one, many = [], []
             for r in range(a.rounds):
-                one.append(train(config, a.steps, 1, Path(tmp), f"one{r}"))
-                many.append(train(config, a.steps, a.nproc, Path(tmp), f"many{r}"))
+                one.append(train(config, a.steps, 1, Path(tmp), f"{Path(config).stem}-one{r}"))
+                many.append(train(config, a.steps, a.nproc, Path(tmp), f"{Path(config).stem}-many{r}"))
             m1, mn = statistics.median(one), statistics.median(many)
             print(f"{config:40s} 1 proc {m1:10,.0f} tokens/s   {a.nproc} procs {mn:10,.0f} tokens/s   "
                   f"ratio {mn / m1:.2f}   efficiency {mn / m1:.0%}")
