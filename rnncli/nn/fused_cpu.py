@@ -15,6 +15,7 @@ pre-activations with the g block doubled and writes the activations back in plac
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import time
@@ -189,7 +190,8 @@ def _build():
     flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    name = "rnncli_fused_cpu_v1"
+    # keyed by the source: checkouts with different kernels never rebuild (or lock) each other's cache
+    name = "rnncli_fused_cpu_" + hashlib.sha256((_SOURCE + " ".join(flags)).encode()).hexdigest()[:12]
     compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
     if compiling:
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
