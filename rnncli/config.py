@@ -31,7 +31,7 @@ import yaml
 
 from rnncli.errors import ArgumentError, ConfigError, closest
 from rnncli.schema import SECTIONS, Field, Schema, bounded, check_model
-from rnncli.tasks import TASK_NAMES, task_module, task_schema
+from rnncli.tasks import TASK_NAMES, task_check, task_schema
 
 
 # --------------------------------------------------------------------------- loading
@@ -210,7 +210,7 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None, check_file
         cfg[section] = _resolve_section(section, values, schema[section], where)
     _drop_inapplicable(cfg, raw, schema, where)
     check_model(cfg, where)
-    task_module(task).check(cfg, where)
+    task_check(task)(cfg, where)
     check_values(cfg, where, check_files)
     return cfg
 

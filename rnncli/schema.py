@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from rnncli.errors import ConfigError
-from rnncli.nn.activations import ACTIVATIONS, DEFAULT_ACTIVATION, DEFAULT_GATE_ACTIVATION, GATE_ACTIVATIONS, is_default
+from rnncli.nn.activations import (
+    ACTIVATION_NAMES,
+    DEFAULT_ACTIVATION,
+    DEFAULT_GATE_ACTIVATION,
+    GATE_ACTIVATION_NAMES,
+    is_default,
+)
 from rnncli.nn.cells import ABLATIONS, CELL_NAMES, NONLINEARITIES, cells_where, check_ablate
 from rnncli.nn.init import INPUT_INITS, RECURRENT_INITS
 from rnncli.nn.impls import IMPLS, impls_for
@@ -89,12 +95,12 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
         "gate_activation": Field(
             "str", DEFAULT_GATE_ACTIVATION, "activation of the gates (hard_sigmoid: clip(x/6 + 1/2, 0, 1)); "
             "other than sigmoid runs the cell's own step (autograd)",
-            choices=tuple(GATE_ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
+            choices=GATE_ACTIVATION_NAMES, **_for_cells(lambda c: c.configurable_activations),
         ),
         "activation": Field(
             "str", DEFAULT_ACTIVATION, "activation of the candidate and of the cell output; other than tanh "
             "runs the cell's own step (autograd)",
-            choices=tuple(ACTIVATIONS), **_for_cells(lambda c: c.configurable_activations),
+            choices=ACTIVATION_NAMES, **_for_cells(lambda c: c.configurable_activations),
         ),
         "recurrent_dropout": Field(
             "float", 0.0, "variational dropout on h(t-1) in the recurrent matmul, one mask per sequence",

@@ -26,8 +26,6 @@ import torch
 from rnncli.data.text import read_text
 from rnncli.errors import DataError, closest
 
-FORMATS = ("tsv", "csv", "per_class")
-
 
 @dataclass(frozen=True)
 class Example:

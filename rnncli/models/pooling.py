@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from rnncli.nn.state import lengths_mask
+from rnncli.models.names import POOLINGS  # noqa: F401  (re-exported)
 
-POOLINGS = ("last", "mean", "max", "attention")
 
 
 class Attention(nn.Module):

@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from rnncli.nn.recurrent import Recurrent
 from rnncli.nn.state import State, lengths_mask
+from rnncli.models.names import ATTENTIONS  # noqa: F401  (re-exported)
 
-ATTENTIONS = ("none", "dot", "general", "additive")
 
 
 class Memory(NamedTuple):

@@ -14,17 +14,35 @@ kernel); any other choice runs the cell's own step under autograd.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
 
-GATE_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid}
-ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "tanh": torch.tanh, "softsign": F.softsign, "hard_tanh": F.hardtanh, "relu": torch.relu,
-}
-DEFAULT_GATE_ACTIVATION, DEFAULT_ACTIVATION = next(iter(GATE_ACTIVATIONS)), next(iter(ACTIVATIONS))
+# The names, default first; the functions (GATE_ACTIVATIONS, ACTIVATIONS: name -> function) import
+# torch and are built on first use, so the config schema reads the names without torch.
+GATE_ACTIVATION_NAMES = ("sigmoid", "hard_sigmoid")
+ACTIVATION_NAMES = ("tanh", "softsign", "hard_tanh", "relu")
+DEFAULT_GATE_ACTIVATION, DEFAULT_ACTIVATION = GATE_ACTIVATION_NAMES[0], ACTIVATION_NAMES[0]
+
+
+def _functions() -> dict[str, dict[str, Callable[[Tensor], Tensor]]]:
+    import torch
+    import torch.nn.functional as F
+
+    return {
+        "GATE_ACTIVATIONS": {"sigmoid": torch.sigmoid, "hard_sigmoid": F.hardsigmoid},
+        "ACTIVATIONS": {"tanh": torch.tanh, "softsign": F.softsign, "hard_tanh": F.hardtanh, "relu": torch.relu},
+    }
+
+
+def __getattr__(name: str):
+    """GATE_ACTIVATIONS / ACTIVATIONS, name -> torch function, in the order of the *_NAMES tuples."""
+    if name in ("GATE_ACTIVATIONS", "ACTIVATIONS"):
+        table = _functions()[name]
+        globals().update({name: table})  # built once
+        return table
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_default(gate_activation: str, activation: str) -> bool:
@@ -34,8 +52,8 @@ def is_default(gate_activation: str, activation: str) -> bool:
 
 def check_activations(gate_activation: str, activation: str) -> None:
     """Raise a ValueError naming an unknown activation and the allowed ones."""
-    for key, value, allowed in (("gate_activation", gate_activation, GATE_ACTIVATIONS),
-                                ("activation", activation, ACTIVATIONS)):
+    for key, value, allowed in (("gate_activation", gate_activation, GATE_ACTIVATION_NAMES),
+                                ("activation", activation, ACTIVATION_NAMES)):
         if value not in allowed:
             raise ValueError(f"unknown {key} {value!r}: expected one of {', '.join(allowed)}")
 

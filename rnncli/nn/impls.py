@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 
-from rnncli.nn.cells import cell_class, cells_where
+from rnncli.nn.cells import cells_where, facts
 
 IMPLS = ("auto", "bptt", "autograd", "scan")
 _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a FutureWarning
@@ -19,7 +19,7 @@ _RENAMED_IMPLS = {"fused": "auto"}  # old spelling -> today's, accepted with a F
 def impls_for(cell: str, default_activations: bool = True) -> tuple[str, ...]:
     """The `impl` values that cell can run: 'auto', plus each path its class declares (with other than
     sigmoid gates and tanh, only its own step: autograd)."""
-    spec = cell_class(cell)
+    spec = facts(cell)
     if not default_activations:
         return ("auto", "autograd")
     return ("auto",) + ("bptt",) * (spec.bptt_kind is not None) + ("autograd",) * (spec.torch_kernel is None) \
@@ -39,7 +39,7 @@ def check_impl(cell: str, impl: str, default_activations: bool = True, switches:
         impl = _RENAMED_IMPLS[impl]
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {', '.join(IMPLS)}, got {impl!r}")
-    spec = cell_class(cell)
+    spec = facts(cell)
     if not default_activations and impl not in impls_for(cell, False):
         raise ValueError(f"impl={impl!r} runs sigmoid gates and tanh; with other activations {cell!r} runs "
                          f"impl='auto' or 'autograd' (its own step)")
@@ -64,7 +64,7 @@ def check_regularisers(cell: str, recurrent_dropout: float, zoneout: float) -> N
     for key, rate in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"{key} must be in [0, 1), got {rate}")
-        if rate and cell_class(cell).sequence_kind == "scan":
+        if rate and facts(cell).sequence_kind == "scan":
             takers = ", ".join(cells_where(lambda c: c.sequence_kind == "loop"))
             raise ValueError(f"{key} does not apply to cell {cell!r} (its gates read only the input); "
                              f"the cells that take it: {takers}")

@@ -22,20 +22,17 @@ weight_hh_l0_reverse, ...) and on our cells (cells.0.weight_hh, ...) alike.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import torch
-from torch import Tensor, nn
+from rnncli.nn.cells import facts
 
-from rnncli.nn.cells import cell_class
+if TYPE_CHECKING:  # torch is imported where a weight is initialised: the config schema reads the names alone
+    from torch import Tensor, nn
 
 RECURRENT_INITS = ("orthogonal", "xavier_uniform", "pytorch")  # "pytorch" = leave torch's default
 INPUT_INITS = ("xavier_uniform", "xavier_normal", "pytorch")
 
-_BLOCK_INITS = {
-    "orthogonal": nn.init.orthogonal_,
-    "xavier_uniform": nn.init.xavier_uniform_,
-    "xavier_normal": nn.init.xavier_normal_,
-}
+_BLOCK_INITS = {"orthogonal": "orthogonal_", "xavier_uniform": "xavier_uniform_", "xavier_normal": "xavier_normal_"}
 
 
 def _check_choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -51,8 +48,10 @@ def _init_blocks_(weight: Tensor, hidden_size: int, how: str) -> None:
         raise ValueError(
             f"weight of shape {tuple(weight.shape)} is not a stack of {hidden_size}-row gate blocks"
         )
+    from torch import nn
+
     for block in weight.split(hidden_size, dim=0):  # views into `weight`
-        _BLOCK_INITS[how](block)
+        getattr(nn.init, _BLOCK_INITS[how])(block)
 
 
 def _init_bias_(bias: Tensor, hidden_size: int, forget: int | None, value: float) -> None:
@@ -74,12 +73,14 @@ def init_recurrent_(
     `module_or_params` is a module or an iterable of (name, parameter) pairs; the last dotted
     component of each name decides what it is. Other parameters (peepholes) are left alone.
     """
-    forget = cell_class(cell).forget_block  # also validates the cell name
+    import torch
+
+    forget = facts(cell).forget_block  # also validates the cell name
     _check_choice("recurrent_init", recurrent_init, RECURRENT_INITS)
     _check_choice("input_init", input_init, INPUT_INITS)
     named = (
         module_or_params.named_parameters()
-        if isinstance(module_or_params, nn.Module)
+        if isinstance(module_or_params, torch.nn.Module)
         else module_or_params
     )
     with torch.no_grad():

@@ -19,23 +19,30 @@ capability protocols of rnncli/tasks/base.py its class implements:
     WritesPredictions   write_predictions(preds, path)                 ner (CoNLL)
     Translates          translate(sentences, beam, n_best), format_translation(result, n_best),
                         evaluate(split, beam)                          seq2seq
-    MapsAttention       attention_map(split, index)                    seq2seq
+    MapsAttention       attention_map(split, index, beam)              seq2seq
     Probes              probe(batch_size), for `rnncli diagnose`       char_lm, adding, copy_memory
     RendersMetrics      metric_tables(metrics), for `rnncli eval`      classify, ner, seq2seq
     ScoresExamples      example_scores(split), for `rnncli eval --compare`   every task
     ShowsSamples        samples(split, count), text for TensorBoard    char_lm, ner, seq2seq
 
 `api`, the CLI and the tools dispatch on `task_spec(name).can(Capability)`; nothing probes a task
-object for methods. A new task is one module plus its import and one line in `TASKS`.
+object for methods. A new task is one module, its SCHEMA and check in rnncli/tasks/schemas/, and one
+line in `TASKS`.
+
+A task module imports torch (seconds); its SCHEMA and check live in a torch-free module of
+rnncli/tasks/schemas/ that the task module re-exports. The registry imports neither up front:
+`spec.schema` (what the config needs) loads the torch-free module, `spec.module` and
+`spec.task_class` the task module, each on first use. So a config is read, checked and printed,
+and every config error answers, before torch is imported.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from types import ModuleType
 
 from rnncli.schema import RUN_FIELDS, TRAINER_FIELDS
-from rnncli.tasks import adding, char_lm, classify, copy_memory, ner, seq2seq
 from rnncli.tasks.base import (
     MapsAttention,
     Predicts,
@@ -51,26 +58,39 @@ from rnncli.tasks.base import (
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One registered task: its module, its task class and the capabilities that class implements."""
+    """One registered task: its modules (by name, imported on first use), its task class and the
+    capabilities that class implements."""
 
     name: str
-    module: ModuleType  # SCHEMA, check, build, restore
-    task_class: type
+    class_name: str  # the task class in rnncli/tasks/<name>.py
     capabilities: tuple[type, ...] = ()
+    schema_name: str = ""  # its module in rnncli/tasks/schemas/ (default: the task's name)
+
+    @property
+    def module(self) -> ModuleType:
+        """rnncli/tasks/<name>.py: SCHEMA, check, build, restore (imports torch)."""
+        return importlib.import_module(f"rnncli.tasks.{self.name}")
+
+    @property
+    def task_class(self) -> type:
+        return getattr(self.module, self.class_name)
+
+    @property
+    def schema(self) -> ModuleType:
+        """rnncli/tasks/schemas/<name>.py: SCHEMA and check, without torch."""
+        return importlib.import_module(f"rnncli.tasks.schemas.{self.schema_name or self.name}")
 
     def can(self, capability: type) -> bool:
         return capability in self.capabilities
 
 
 TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (
-    TaskSpec("char_lm", char_lm, char_lm.CharLMTask, (SamplesText, Probes, ScoresExamples, ShowsSamples)),
-    TaskSpec("classify", classify, classify.ClassifyTask, (Predicts, RendersMetrics, ScoresExamples)),
-    TaskSpec("ner", ner, ner.NERTask, (Predicts, WritesPredictions, RendersMetrics, ScoresExamples,
-                                                 ShowsSamples)),
-    TaskSpec("seq2seq", seq2seq, seq2seq.Seq2SeqTask, (Translates, MapsAttention, RendersMetrics,
-                                                             ScoresExamples, ShowsSamples)),
-    TaskSpec("adding", adding, adding.AddingTask, (Probes, ScoresExamples)),
-    TaskSpec("copy_memory", copy_memory, copy_memory.CopyMemoryTask, (Probes, ScoresExamples)),
+    TaskSpec("char_lm", "CharLMTask", (SamplesText, Probes, ScoresExamples, ShowsSamples)),
+    TaskSpec("classify", "ClassifyTask", (Predicts, RendersMetrics, ScoresExamples)),
+    TaskSpec("ner", "NERTask", (Predicts, WritesPredictions, RendersMetrics, ScoresExamples, ShowsSamples)),
+    TaskSpec("seq2seq", "Seq2SeqTask", (Translates, MapsAttention, RendersMetrics, ScoresExamples, ShowsSamples)),
+    TaskSpec("adding", "AddingTask", (Probes, ScoresExamples), schema_name="synthetic"),
+    TaskSpec("copy_memory", "CopyMemoryTask", (Probes, ScoresExamples), schema_name="synthetic"),
 )}
 TASK_NAMES = tuple(TASKS)
 
@@ -86,7 +106,9 @@ def task_module(name: str) -> ModuleType:
 
 def spec_of(task) -> TaskSpec | None:
     """The registry entry of a task object (by its class), or None for an object of no registered task."""
-    return next((spec for spec in TASKS.values() if type(task) is spec.task_class), None)
+    cls = type(task)
+    return next((spec for spec in TASKS.values()
+                 if (cls.__module__, cls.__name__) == (f"rnncli.tasks.{spec.name}", spec.class_name)), None)
 
 
 def tasks_that(capability: type) -> list[str]:
@@ -94,9 +116,14 @@ def tasks_that(capability: type) -> list[str]:
     return [name for name, spec in TASKS.items() if spec.can(capability)]
 
 
+def task_check(name: str):
+    """The cross-key rules of task `name`: check(cfg, where), without torch."""
+    return TASKS[name].schema.check
+
+
 def task_schema(name: str) -> dict:
     """section -> key -> Field for this task: the shared trainer/run keys plus the task's own."""
-    extra = task_module(name).SCHEMA
+    extra = TASKS[name].schema.SCHEMA
     return {
         "data": dict(extra.get("data", {})),
         "model": dict(extra.get("model", {})),

@@ -30,17 +30,13 @@ from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
     build_model,
-    check,  # noqa: F401  (the task contract: no cross-key rules)
-    data_fields,
     eval_splits,
-    model_fields,
     no_data_file,
     shard_rows,
 )
+from rnncli.tasks.schemas.synthetic import SCHEMA, check  # noqa: F401  (the task contract)
 
 TOLERANCE = 0.04
-
-SCHEMA = {"data": data_fields(T=100), "model": model_fields()}
 
 
 # --------------------------------------------------------------------------- data

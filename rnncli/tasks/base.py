@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
-import torch
+if TYPE_CHECKING:  # annotations only: the registry (and so every config check) loads this without torch
+    import torch
 
-if TYPE_CHECKING:
     from rnncli.data.text import CharVocab
     from rnncli.metrics import ExampleScores
 
@@ -102,8 +102,9 @@ class Translates(Protocol):
 class MapsAttention(Protocol):
     """Shows where the decoder attends for one sentence (seq2seq; `rnncli eval --attention-plot`)."""
 
-    def attention_map(self, split: str, index: int = 0) -> dict:
-        """{"source": tokens, "output": tokens, "weights": (T_out, S) nested lists}."""
+    def attention_map(self, split: str, index: int = 0, beam: int | None = None) -> dict:
+        """{"source": tokens, "output": tokens, "weights": (T_out, S) nested lists, "decoder": "greedy"
+        or "beam K"}: greedy decoding's attention, or with `beam` that of beam search's best hypothesis."""
 
 
 class Probes(Protocol):

@@ -31,18 +31,14 @@ from rnncli.models.sequence import SequenceModel
 from rnncli.tasks.synthetic import (
     GeneratedBatches,
     build_model,
-    check,  # noqa: F401  (the task contract: no cross-key rules)
-    data_fields,
     eval_splits,
-    model_fields,
     no_data_file,
     shard_rows,
 )
+from rnncli.tasks.schemas.synthetic import SCHEMA, check  # noqa: F401  (the task contract)
 
 BLANK, DELIMITER = 0, 9
 NUM_SYMBOLS, COPY_LENGTH, NUM_CLASSES = 8, 10, 10
-
-SCHEMA = {"data": data_fields(T=100), "model": model_fields()}
 
 
 def chance_loss(T: int) -> float:

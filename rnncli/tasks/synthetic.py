@@ -20,7 +20,8 @@ from torch import nn
 
 from rnncli.errors import ArgumentError
 from rnncli.models.sequence import SequenceModel
-from rnncli.schema import Field, recurrent_kwargs, recurrent_model_fields
+from rnncli.schema import recurrent_kwargs
+from rnncli.tasks.schemas.synthetic import check, data_fields, model_fields  # noqa: F401  (re-exported)
 
 # Stream ids that keep the evaluation sets apart from every training batch.
 VAL_STREAM, TEST_STREAM = -1, -2
@@ -30,22 +31,6 @@ def generator(seed: int, stream: int, index: int = 0) -> torch.Generator:
     """A CPU generator for (seed, stream, index); stream = epoch >= 0, or VAL/TEST_STREAM."""
     mixed = (seed * 1_000_003 + (stream + 3) * 10_007 + index * 7_919) % (2**62)
     return torch.Generator().manual_seed(mixed)
-
-
-def data_fields(T: int) -> dict[str, Field]:
-    """The data keys both synthetic tasks share (the section names no files)."""
-    return {
-        "T": Field("int", T, "sequence length / delay the model must bridge", min=2),
-        "steps_per_epoch": Field("int", 500, "training batches per epoch (each freshly generated)", min=1),
-        "val_size": Field("int", 1000, "examples in the fixed validation set", min=1),
-        "test_size": Field("int", 1000, "examples in the fixed test set", min=1),
-    }
-
-
-def model_fields() -> dict[str, Field]:
-    fields = recurrent_model_fields(bidirectional=False)
-    fields["hidden_size"] = Field("int", 128, "hidden units per layer", min=1)
-    return fields
 
 
 class GeneratedBatches:
@@ -82,10 +67,6 @@ def build_model(input_size: int, output_size: int, m: dict) -> SequenceModel:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def check(cfg: dict, where: Callable[..., str]) -> None:
-    """No cross-key rules: each synthetic key stands alone."""
 
 
 def no_data_file(task: str, data_file: str | None) -> None:

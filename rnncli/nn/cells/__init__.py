@@ -14,29 +14,30 @@ be copied into `nn.RNN` / `nn.LSTM` / `nn.GRU` and compared.
 
 What a cell *is* — its gates, state, forget block, torch kernel, hand-written-BPTT equations — is
 declared on its class (the `Cell` protocol's class attributes), and the layer, init, BPTT, stepper,
-diagnose and the config schema ask the class. A new cell is one file here plus one entry in
-`CELLS` below (plus a kernel in rnncli/nn/bptt.py and fused_cpu.py only if it wants that path).
+diagnose ask the class. The config schema asks catalog.py, the same facts without torch (a test
+checks they agree). A new cell is one file here, its import in `_classes` below and its row in
+catalog.py (plus a kernel in rnncli/nn/bptt.py and fused_cpu.py only if it wants that path).
 """
 from __future__ import annotations
 
-import difflib
-from typing import Callable, ClassVar, Protocol
+from typing import TYPE_CHECKING, Callable, ClassVar, Protocol
 
-from torch import Tensor, nn
-
-from rnncli.nn.cells.ablation import ABLATIONS, AblatedLSTMCell
 from rnncli.nn.activations import check_activations, is_default
-from rnncli.nn.cells.cifg import CIFGLSTMCell
-from rnncli.nn.cells.gru import GRUCell
-from rnncli.nn.cells.ln_gru import LayerNormGRUCell
-from rnncli.nn.cells.ln_lstm import LayerNormLSTMCell
-from rnncli.nn.cells.lstm import LSTMCell
-from rnncli.nn.cells.mingru import MinGRUCell
-from rnncli.nn.cells.minlstm import MinLSTMCell
-from rnncli.nn.cells.peephole import PeepholeLSTMCell
-from rnncli.nn.cells.rnn import RNNCell
-from rnncli.nn.state import State
-from rnncli.nn.state import zero_state as _zeros
+from rnncli.nn.cells.catalog import (
+    ABLATIONS,
+    CATALOG,
+    CELL_NAMES,
+    NONLINEARITIES,
+    cells_where,
+    check_ablate,
+    check_cell_name,
+    facts,
+)
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from rnncli.nn.state import State
 
 
 class Cell(Protocol):
@@ -81,39 +82,57 @@ class Cell(Protocol):
         ...
 
 
-# The registry: name -> class, in the order cells are listed to users.
-CELLS: dict[str, type[nn.Module]] = {
-    cls.name: cls for cls in (RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell,
-                              MinGRUCell, MinLSTMCell)
-}
-CELLS.update({cls.name: cls for cls in (LayerNormLSTMCell, LayerNormGRUCell)})  # Ba et al. 2016
-CELL_NAMES = tuple(CELLS)
-NONLINEARITIES = tuple(dict.fromkeys(n for cls in CELLS.values() for n in cls.nonlinearities))
+# The registry: name -> class, in the order cells are listed to users (catalog.py's order). The
+# classes import torch, so they are loaded on first use: importing this package (as the config
+# schema does) does not import torch, and a config error answers at once.
+_loaded: dict[str, type[nn.Module]] = {}  # class name -> class, once loaded
 
 
-def check_cell_name(cell: str) -> None:
-    """Raise a ValueError naming the bad cell, the allowed ones and the closest match."""
-    if cell in CELLS:
-        return
-    close = difflib.get_close_matches(str(cell), CELL_NAMES, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown cell {cell!r}: expected one of {', '.join(CELL_NAMES)}{hint}")
+def _classes() -> dict[str, type[nn.Module]]:
+    """Every cell class by class name (AblatedLSTMCell included), imported on the first call."""
+    if not _loaded:
+        from rnncli.nn.cells.ablation import AblatedLSTMCell
+        from rnncli.nn.cells.cifg import CIFGLSTMCell
+        from rnncli.nn.cells.gru import GRUCell
+        from rnncli.nn.cells.ln_gru import LayerNormGRUCell
+        from rnncli.nn.cells.ln_lstm import LayerNormLSTMCell
+        from rnncli.nn.cells.lstm import LSTMCell
+        from rnncli.nn.cells.mingru import MinGRUCell
+        from rnncli.nn.cells.minlstm import MinLSTMCell
+        from rnncli.nn.cells.peephole import PeepholeLSTMCell
+        from rnncli.nn.cells.rnn import RNNCell
+
+        _loaded.update({cls.__name__: cls for cls in (
+            RNNCell, LSTMCell, GRUCell, PeepholeLSTMCell, CIFGLSTMCell, MinGRUCell, MinLSTMCell,
+            LayerNormLSTMCell, LayerNormGRUCell, AblatedLSTMCell)})
+    return _loaded
+
+
+def _cells() -> dict[str, type[nn.Module]]:
+    """CELLS: name -> class in CELL_NAMES' order (catalog.py)."""
+    by_name = {cls.name: cls for cls in _classes().values() if cls.__name__ != "AblatedLSTMCell"}
+    return {name: by_name[name] for name in CELL_NAMES}
+
+
+def __getattr__(name: str):
+    """`CELLS` and the cell classes (`from rnncli.nn.cells import LSTMCell`), loaded on first use."""
+    if name == "CELLS":
+        return _cells()
+    classes = _classes() if name.endswith("Cell") else {}
+    if name in classes:
+        return classes[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cell_class(cell: str) -> type[nn.Module]:
     """The class registered under `cell` (a ValueError with the closest match if none is)."""
     check_cell_name(cell)
-    return CELLS[cell]
-
-
-def cells_where(test: Callable[[type], bool]) -> tuple[str, ...]:
-    """Names of the registered cells whose class passes `test`, e.g. those with a forget gate."""
-    return tuple(name for name, cls in CELLS.items() if test(cls))
+    return _cells()[cell]
 
 
 def check_nonlinearity(cell: str, nonlinearity: str) -> None:
     """Only cells that declare a choice of nonlinearity take one; the others are always tanh."""
-    allowed = cell_class(cell).nonlinearities
+    allowed = facts(cell).nonlinearities
     if nonlinearity in allowed:
         return
     if len(allowed) > 1:
@@ -124,30 +143,10 @@ def check_nonlinearity(cell: str, nonlinearity: str) -> None:
                      f"cell {cell!r} always uses {allowed[0]}")
 
 
-def check_ablate(cell: str, ablate) -> tuple[str, ...]:
-    """The ablations in ABLATIONS' order; a ValueError naming the first that `cell` cannot take and
-    why: an impossible combination (CIFG's coupled gates), or which cells take it."""
-    cls = cell_class(cell)
-    for name in ablate:
-        if name not in ABLATIONS:
-            close = difflib.get_close_matches(str(name), ABLATIONS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown ablation {name!r}: expected some of {', '.join(ABLATIONS)}{hint}")
-        if name in cls.ablations:
-            continue
-        coupled = "i" not in cls.gate_names and cls.forget_block is not None  # CIFG: i = 1 - f
-        if coupled and name in ("no_input_gate", "no_forget_gate"):
-            raise ValueError(f"ablation {name!r} is impossible with cell {cell!r}: its input gate is tied "
-                             f"to its forget gate (i = 1 - f), so neither can be removed alone")
-        takers = ", ".join(cells_where(lambda c: name in c.ablations)) or "none"
-        raise ValueError(f"ablation {name!r} does not apply to cell {cell!r}; the cells that take it: {takers}")
-    return tuple(a for a in ABLATIONS if a in ablate)
-
-
 def check_cell_activations(cell: str, gate_activation: str, activation: str) -> None:
     """Only cells whose class says `configurable_activations` take other than sigmoid gates and tanh."""
     check_activations(gate_activation, activation)
-    if is_default(gate_activation, activation) or cell_class(cell).configurable_activations:
+    if is_default(gate_activation, activation) or facts(cell).configurable_activations:
         return
     takers = ", ".join(cells_where(lambda c: c.configurable_activations))
     raise ValueError(f"gate_activation / activation are only configurable for the cells {takers}; "
@@ -157,7 +156,7 @@ def check_cell_activations(cell: str, gate_activation: str, activation: str) -> 
 
 def num_gates(cell: str) -> int:
     """Number of H-sized gate blocks G stacked in weight_ih / weight_hh."""
-    return cell_class(cell).num_gates
+    return len(facts(cell).gate_names)
 
 
 def make_cell(
@@ -171,14 +170,16 @@ def make_cell(
     check_cell_activations(cell, gate_activation, activation)
     activations = dict(gate_activation=gate_activation, activation=activation) if cls.configurable_activations else {}
     if ablate:
-        return AblatedLSTMCell(cls, input_size, hidden_size, ablate=check_ablate(cell, ablate), bias=bias,
-                               **activations)
+        return _classes()["AblatedLSTMCell"](cls, input_size, hidden_size, ablate=check_ablate(cell, ablate),
+                                              bias=bias, **activations)
     options = {"nonlinearity": nonlinearity} if len(cls.nonlinearities) > 1 else {}
     return cls(input_size, hidden_size, bias=bias, **options, **activations)
 
 
 def zero_state(cell: str, batch_size: int, hidden_size: int, device=None, dtype=None) -> State:
     """All-zeros step-level state: h (B, H), or (h, c) for cells whose state_kind is 'hc'."""
+    from rnncli.nn.state import zero_state as _zeros
+
     return _zeros(cell_class(cell).state_kind, (batch_size, hidden_size), device, dtype)
 
 
@@ -186,6 +187,7 @@ __all__ = [
     "ABLATIONS",
     "AblatedLSTMCell",
     "CELLS",
+    "CATALOG",
     "CELL_NAMES",
     "NONLINEARITIES",
     "CIFGLSTMCell",
@@ -204,6 +206,7 @@ __all__ = [
     "check_cell_activations",
     "check_cell_name",
     "check_nonlinearity",
+    "facts",
     "make_cell",
     "num_gates",
     "zero_state",

@@ -27,9 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr
-
-ABLATIONS = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
-             "no_output_activation", "no_peepholes")
+from rnncli.nn.cells.catalog import ABLATIONS
 GATE_OF = {"no_input_gate": "i", "no_forget_gate": "f", "no_output_gate": "o"}
 _LABELS = {"i": "input i", "f": "forget f", "o": "output o"}
 
