@@ -176,7 +176,7 @@ def eval_(
     beam: Optional[int] = typer.Option(None, "--beam", help="seq2seq: decode with this beam size"),
     attention_plot: Optional[str] = typer.Option(
         None, "--attention-plot", help="seq2seq: PNG heat-map of one sentence's attention, greedy "
-        "decoding (a terminal heat-map when matplotlib is missing)"),
+        "decoding or with --beam the beam's best hypothesis (a terminal heat-map when matplotlib is missing)"),
     index: int = typer.Option(0, "--index", help="seq2seq: which sentence --attention-plot draws (0: the first)"),
     compare: Optional[Tuple[str, str]] = typer.Option(
         None, "--compare", metavar="RUN_A RUN_B", help="paired-bootstrap comparison of two runs on --split"),
@@ -194,10 +194,7 @@ def eval_(
         api.check_output_path(attention_plot, "attention_plot")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
-        _attention_plot(run, split, data, checkpoint, attention_plot, index)
-        if beam is not None:
-            print(f"the heat-map shows greedy decoding's attention; --beam {beam} applies to the metrics only",
-                  file=sys.stderr)
+        _attention_plot(run, split, data, checkpoint, attention_plot, index, beam)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -224,11 +221,12 @@ def _compare(run, runs, split, data, checkpoint, resamples, seed, as_json, beam,
         Console().print(render(result))
 
 
-def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str, index: int) -> None:
+def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str, index: int,
+                    beam: Optional[int]) -> None:
     from rnncli.tools.attention_plot import attention_table, plot_attention
 
-    amap = api.attention(run, split, data, checkpoint, index)
-    title = (f"{Path(run).name}, {checkpoint}.pt, greedy decoding\n"
+    amap = api.attention(run, split, data, checkpoint, index, beam)
+    title = (f"{Path(run).name}, {checkpoint}.pt, {amap['decoder']} decoding\n"
              f"{data or split} sentence {index}: {' '.join(amap['source'])}")
     if plot_attention(amap, path, title):
         print(f"attention heat-map written to {path}", file=sys.stderr)

@@ -97,3 +97,42 @@ def test_gnmt_length_penalty():
     assert length_penalty(1, 0.0) == 1.0
     assert length_penalty(7, 1.0) == pytest.approx(2.0)
     assert length_penalty(7, 0.5) == pytest.approx(2.0 ** 0.5)
+
+
+# --------------------------------------------------------------------------- beam search's own attention
+@pytest.mark.parametrize("attention", ["dot", "additive"])
+def test_beam_of_one_keeps_greedys_attention(attention):
+    model = tiny_model(attention=attention, bidirectional=False, seed=3)
+    src, lengths = padded_sources((5, 2, 4, 3), seed=4)
+    limit = [6, 3, 7, 5]
+    g = greedy(model, src, lengths, max_len=limit, keep_attention=True, **ARGS)
+    b = beam_search(model, src, lengths, max_len=limit, beam=1, keep_attention=True, **ARGS)
+    for gh, (bh,) in zip(g, b):
+        assert bh.tokens == gh.tokens and bh.attention == gh.attention
+
+
+def _teacher_forced_attention(model, src, length: int, tokens: list[int], rows: int) -> torch.Tensor:
+    """The decoder's attention (rows, S) over <bos> + tokens (+ <eos>), the sentence alone and unpadded,
+    through `model.forward` (teacher forcing: no search, no beams, no re-indexing)."""
+    tgt_in = torch.tensor([[BOS] + tokens + [EOS]])[:, :rows]
+    _, weights = model(src[:, :length], torch.tensor([length]), tgt_in)
+    return weights[0]
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_beam_search_returns_the_attention_of_its_own_output(input_feeding):
+    model = tiny_model(attention="general", input_feeding=input_feeding, seed=11)
+    src, lengths = padded_sources((6, 3, 5, 4, 6, 2), seed=12)
+    limit = max_lengths(lengths, 1.5, 2)
+    beams = beam_search(model, src, lengths, max_len=limit, beam=5, alpha=0.6, n_best=3, keep_attention=True,
+                        **ARGS)
+    greedy_tokens = [h.tokens for h in greedy(model, src, lengths, max_len=limit, **ARGS)]
+    assert any(hyps[0].tokens != g for hyps, g in zip(beams, greedy_tokens)), "no sentence where beam != greedy"
+    for i, hyps in enumerate(beams):
+        n = int(lengths[i])
+        for hyp in hyps:  # the best and the runners-up: each keeps its own rows
+            got = torch.tensor(hyp.attention)  # (T_out, S_padded)
+            assert got.shape[0] in (len(hyp.tokens), len(hyp.tokens) + 1)  # + <eos>'s row when it ended
+            want = _teacher_forced_attention(model, src[i:i + 1], n, hyp.tokens, got.shape[0])
+            assert torch.allclose(got[:, :n], want, atol=2e-4)
+            assert not got[:, n:].any()  # padding gets no weight

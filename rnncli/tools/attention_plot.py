@@ -1,8 +1,8 @@
 """One sentence's attention drawn as a PNG heat-map (matplotlib) or a terminal heat-map (rich).
 
-The pictures take the dict of a seq2seq task's `attention_map` (greedy decoding that keeps the
-weights, `rnncli.decoding.search.greedy` with keep_attention): source tokens (columns), output tokens (rows)
-and the weights (T_out, S); each row sums to 1, padding never appears.
+The pictures take the dict of a seq2seq task's `attention_map` (greedy decoding or beam search's best
+hypothesis, each keeping its weights: `rnncli.decoding.search` with keep_attention): source tokens
+(columns), output tokens (rows) and the weights (T_out, S); each row sums to 1, padding never appears.
 """
 
 from __future__ import annotations
