@@ -205,7 +205,10 @@ def test_cli_eval_json_with_beam_and_attention_plot(trained, tmp_path):
     assert on_file["split"] == str(SAMPLE) and on_file["sentences"] == 45 and on_file["beam_size"] == 1
     amap = api.attention(trained, "val")
     assert len(amap["weights"]) == len(amap["output"]) and all(len(r) == len(amap["source"]) for r in amap["weights"])
-    assert all(abs(sum(r) - 1) < 1e-3 for r in amap["weights"])
+    assert all(abs(sum(r) - 1) < 1e-3 for r in amap["weights"]) and amap["decoder"] == "greedy"
+    beamed = api.attention(trained, "val", beam=2)  # what --beam 2 --attention-plot draws
+    assert beamed["decoder"] == "beam 2" and len(beamed["weights"]) == len(beamed["output"])
+    assert all(abs(sum(r) - 1) < 1e-3 for r in beamed["weights"])
     try:
         import matplotlib  # noqa: F401
     except ImportError:

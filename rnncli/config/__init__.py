@@ -17,19 +17,18 @@ one explicitly is an error that says why.
 
 from __future__ import annotations
 
-import codecs
 import copy
-import difflib
 import math
-import os
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from rnncli.errors import ArgumentError, ConfigError, closest
+from rnncli.config.show import describe_keys, dump_config, field_note  # noqa: F401  (re-exported)
+from rnncli.config.values import check_paths, check_values, describe_kind, resolve_paths
+from rnncli.errors import ConfigError, closest
 from rnncli.schema import SECTIONS, Field, Schema, bounded, check_model
 from rnncli.tasks import TASK_NAMES, task_check, task_schema
 
@@ -175,7 +174,7 @@ def load_config(path: str | Path | dict, overrides: list[str] = (), check_files:
             raw[section][key] = value
         set_keys[(section,) if key is None else (section, key)] = text
     cfg = resolve(raw, source, set_keys)
-    resolve_paths(cfg, base, set_keys, source, check_files)
+    resolve_paths(cfg, base, set_keys, source, check_files, warn_at)
     if check_files:
         check_paths(cfg, lambda *key: f"override {set_keys[key]}" if key in set_keys else source.where(*key))
     return cfg
@@ -213,124 +212,6 @@ def resolve(raw: dict, source: _Source, set_keys: dict | None = None, check_file
     task_check(task)(cfg, where)
     check_values(cfg, where, check_files)
     return cfg
-
-
-# --------------------------------------------------------------------------- checks of values
-PATH_KEYS = ("data.path", "data.train", "data.val", "data.test", "data.source_path", "data.target_path",
-             "data.vectors", "model.embeddings")  # each names a file (or a list of files) to read
-NAME_MAX = 255  # bytes in one file name on ext4, APFS, NTFS and most other filesystems
-
-
-def check_values(cfg: dict, where, check_files: bool) -> None:
-    """What one key's type and range cannot say: encodings exist, run names fit a filesystem, the run
-    has an end, and (with `check_files`) every path key names a readable file."""
-    encoding = cfg["data"].get("encoding")
-    if encoding is not None:
-        try:
-            codecs.lookup(encoding)
-            b"\n\n\n\n".decode(encoding)  # and it decodes bytes to text (rot13, base64, hex do not)
-        except UnicodeError:
-            pass  # a real text codec that wants other bytes (e.g. utf-16 without a BOM)
-        except (LookupError, ValueError):  # ValueError: a NUL inside the name
-            raise ConfigError(f"{where('data', 'encoding')}: data.encoding = {encoding!r} is not a text encoding "
-                              f"Python knows (e.g. utf-8, latin-1, cp1252, utf-16)") from None
-    _check_run_name(cfg["run"]["name"], where("run", "name"))
-    t = cfg["trainer"]
-    if t.get("epochs", 1) is None and t.get("max_steps") is None:
-        raise ConfigError(f"{where('trainer', 'epochs')}: trainer.epochs and trainer.max_steps are both null: "
-                          f"set one of them, or the run would never end")
-    if check_files:
-        check_paths(cfg, where)
-
-
-def check_paths(cfg: dict, where) -> None:
-    """Every path key names a readable file (a folder where the reader takes one)."""
-    for dotted in PATH_KEYS:
-        section, key = dotted.split(".")
-        value = cfg[section].get(key)
-        folder_ok = section == "data" and cfg["data"].get("format") == "per_class"  # a folder of class files
-        for path in [value] if isinstance(value, str) else value or []:
-            _check_file(path, dotted, where(section, key), folder_ok)
-
-
-def _check_run_name(name: str | None, where: str) -> None:
-    if name is None:
-        return
-    problem = None
-    if not name.strip() or name in (".", ".."):
-        problem = "is not a directory name"
-    elif "\0" in name or any(ord(c) < 32 for c in name):
-        problem = "holds a control character (NUL, newline, ...)"
-    elif "/" in name or "\\" in name:
-        problem = "holds a path separator; put parent folders in run.dir"
-    elif len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
-        problem = f"is longer than {NAME_MAX} bytes, the most a file name may have"
-    if problem:
-        shown = name if len(name) <= 60 else name[:57] + "..."
-        raise ConfigError(f"{where}: run.name = {shown!r} {problem}")
-
-
-def _check_file(path: str, key: str, where: str, folder_ok: bool = False) -> None:
-    p = Path(path)
-    if not path.strip():
-        raise ConfigError(f"{where}: {key} is empty; expected a file path")
-    if "\0" in path:
-        raise ConfigError(f"{where}: {key} = {path!r} holds a NUL byte")
-    try:
-        is_dir = p.is_dir()
-        p.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: {key} = '{path}': no such file (relative paths start at {Path.cwd()})") from None
-    except OSError as e:
-        raise ConfigError(f"{where}: {key} = '{path}': {e.strerror or e}") from None
-    if is_dir and not folder_ok:
-        raise ConfigError(f"{where}: {key} = '{path}' is a directory; expected a file")
-
-
-def resolve_paths(cfg: dict, base: Path, set_keys: dict, source: _Source, check: bool) -> None:
-    """Make the config's relative file paths absolute (see `load_config`), in place."""
-    schema = task_schema(cfg["task"])
-    for section in SECTIONS:
-        for key, field in schema[section].items():
-            value = cfg[section].get(key)
-            if not field.path or value is None:
-                continue
-            given = set_keys.get((section, key))
-            where = f"override {given}" if given else source.where(section, key)
-            origin = Path.cwd() if given else base
-            paths = [_one_path(v, origin, f"{section}.{key}", where, check) for v in _as_list(value)]
-            cfg[section][key] = paths if isinstance(value, list) else paths[0]
-
-
-def _as_list(value: Any) -> list:
-    return value if isinstance(value, list) else [value]
-
-
-def _one_path(value: str, origin: Path, name: str, where: str, check: bool) -> str:
-    written = Path(value).expanduser()
-    tried = Path(os.path.abspath(origin / written))
-    if tried.exists() or written.is_absolute():
-        pass
-    elif Path(os.path.abspath(written)).exists():  # the old rule: from the current directory
-        old = os.path.abspath(written)
-        warn_at(where, f"{name} = {value!r} was found from the current directory ({old}); relative paths are read "
-                       f"from the config file's directory ({origin}): write an absolute path or one relative to it")
-        return old
-    if check and not tried.exists():
-        raise ConfigError(f"{where}: {name}: file not found: {tried}{_near(tried)}"
-                          + ("" if written.is_absolute() else f" (a relative path is read from {origin})"))
-    return str(tried)
-
-
-def _near(path: Path) -> str:
-    """" Did you mean '/the/closest/file'?" among the files beside `path`, or where its folder ends."""
-    folder = path.parent
-    while not folder.is_dir():
-        folder = folder.parent
-    if folder != path.parent:
-        return f"; {folder} has no folder {path.relative_to(folder).parts[0]!r}"
-    match = difflib.get_close_matches(path.name, [p.name for p in folder.iterdir()], n=1, cutoff=0.5)
-    return f". Did you mean '{folder / match[0]}'?" if match else ""
 
 
 # Renamed keys: old spelling -> today's, accepted with a one-line FutureWarning (silently in saved runs)
@@ -431,17 +312,17 @@ def coerce(value: Any, field: Field, label: str) -> Any:
     if value is None:
         if field.nullable:
             return None
-        raise ConfigError(f"{label} must not be null; expected {_describe(field)}")
+        raise ConfigError(f"{label} must not be null; expected {describe_kind(field)}")
     kind = field.kind
     if kind == "floats":
         if not isinstance(value, list):
-            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+            raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
         return [coerce(v, Field("float", None, min=field.min, max=field.max), label) for v in value]
     if kind == "strs":  # one string or a list of them (e.g. several data files) -> a list
         value = [value] if isinstance(value, str) else value
         empty_ok = field.default == []  # a key whose default is [] may be set to []
         if not isinstance(value, list) or not (value or empty_ok) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+            raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
         for v in value if field.choices else ():
             if v not in field.choices:
                 raise ConfigError(f"{label}: '{v}' is not allowed.{closest(v, field.choices)} "
@@ -449,10 +330,10 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         return list(value)
     if kind == "int|str":  # e.g. a column given by index or by header name; `val_every: epoch`
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+            raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
         if isinstance(value, str):
             if field.choices and value not in field.choices:
-                raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}.{closest(value, field.choices)}")
+                raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}.{closest(value, field.choices)}")
             return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -460,106 +341,30 @@ def coerce(value: Any, field: Field, label: str) -> Any:
         return value
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+            raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
     elif kind == "float":
         value = _to_float(value, field, label)
     elif kind == "str":
         if not isinstance(value, str):
-            raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+            raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
         if field.choices and value not in field.choices:
             raise ConfigError(
                 f"{label} = '{value}' is not allowed.{closest(value, field.choices)} "
                 f"Allowed: {', '.join(field.choices)}"
             )
     if field.min is not None and value < field.min or field.max is not None and value > field.max:
-        raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
     return value
 
 
 def _to_float(value: Any, field: Field, label: str) -> float:
     # PyYAML (YAML 1.1) reads `1e-3` as a string: accept any string float() accepts.
     if isinstance(value, bool):
-        raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}")
+        raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}")
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{label} = {value!r}: expected {_describe(field)}") from None
+        raise ConfigError(f"{label} = {value!r}: expected {describe_kind(field)}") from None
     if not math.isfinite(out):
         raise ConfigError(f"{label} = {value!r}: expected a finite number")
     return out
-
-
-def _describe(field: Field) -> str:
-    names = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-             "floats": "a list of numbers", "strs": "a string or a non-empty list of strings",
-             "int|str": "an integer or a string"}
-    text = names[field.kind]
-    if field.choices and field.kind == "int|str":  # e.g. val_every: "an integer >= 1 or epoch"
-        return _describe(replace(field, kind="int", choices=None)) + " or " + " or ".join(field.choices)
-    if field.choices:
-        text = "one of " + ", ".join(field.choices)
-    if field.min is not None and field.max is not None:
-        text += f" in [{field.min}, {field.max}]"
-    elif field.min is not None:
-        text += f" >= {field.min}"
-    if field.nullable:
-        text += " or null"
-    return text
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style (one key per line) with lists of numbers or names kept on one line."""
-
-
-_Dumper.add_representer(list, lambda d, data: d.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True))
-
-
-def _yaml(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True)
-
-
-def dump_config(cfg: dict, comments: bool = False) -> str:
-    """The resolved config as block-style YAML, sections in reading order; with `comments`, each
-    key carries its schema help (and allowed values) as a comment, so the text is a commented
-    template that loads back as the same config."""
-    ordered = {"task": cfg["task"], **{s: cfg[s] for s in SECTIONS}}
-    if not comments:
-        return _yaml(ordered)
-    schema = task_schema(cfg["task"])
-    lines = [f"task: {cfg['task']}  # {' | '.join(TASK_NAMES)}"]
-    for section in SECTIONS:
-        lines.append(f"\n{section}:" + (" {}" if not cfg[section] else ""))
-        for key, value in cfg[section].items():
-            text = f"  {_yaml({key: value}).rstrip()}"
-            lines.append(f"{text:<34}  # {field_note(schema[section][key])}")
-    return "\n".join(lines) + "\n"
-
-
-def field_note(field: Field) -> str:
-    """One key's help, with its allowed values."""
-    allowed = f" ({' | '.join(field.choices)})" if field.choices else ""
-    return field.help + allowed
-
-
-def describe_keys(task: str) -> list[dict]:
-    """Every key of `task`'s config: {key, type, default, allowed, applies, help} (`rnncli config keys`)."""
-    if task not in TASK_NAMES:
-        raise ArgumentError("task", f"must be one of {', '.join(TASK_NAMES)} (got {task!r})."
-                                    f"{closest(task, TASK_NAMES)}")
-    rows = [{"key": "task", "type": "a string", "default": None, "allowed": " | ".join(TASK_NAMES),
-             "applies": "always", "help": "which task builds data, model, loss and metrics"}]
-    for section, fields in task_schema(task).items():
-        for key, field in fields.items():
-            kind = _describe(replace(field, choices=None, min=None, max=None))
-            kind = kind.replace("string", "file path") if field.path else kind  # (relative: from the file's dir)
-            rows.append({"key": f"{section}.{key}", "type": kind,
-                         "default": field.default, "allowed": _allowed(field), "applies": field.when_text or "always",
-                         "help": field.help})
-    return rows
-
-
-def _allowed(field: Field) -> str:
-    if field.choices:
-        return " | ".join(field.choices)
-    low, high = field.min, field.max
-    return f"[{low}, {high}]" if low is not None and high is not None else f">= {low}" if low is not None else ""
