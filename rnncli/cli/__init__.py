@@ -15,101 +15,34 @@ import json
 import shlex
 import sys
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from typer.core import TyperGroup, TyperOption
 
+from rnncli.cli.base import (  # noqa: F401  (flag, error_line: re-exported)
+    EXIT_INTERRUPTED,
+    INT8_OPTION,
+    SET_HELP,
+    RnncliApp,
+    UsageError,
+    api,
+    error_line,
+    examples,
+    flag,
+)
+from rnncli.cli.config_commands import config_app
+from rnncli.cli.evaluation import attention_plot_command, compare_runs_command
 from rnncli.errors import ArgumentError, RnncliError
 from rnncli.training.progress import console as wide_console
-
-try:  # newer typer ships its own copy of click
-    from typer._click.exceptions import UsageError
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click.exceptions import UsageError
-
-
-class _LazyApi:
-    """`rnncli.api`, imported on first use: it imports torch (seconds), which `--help`, a usage
-    error or `config keys` never need."""
-
-    def __getattr__(self, name: str):
-        from rnncli import api as module
-
-        return getattr(module, name)
-
-
-api = _LazyApi()
-
-# Boolean flags read `--json` in help, not `--json <bool>` (typer's own --help included)
-_display_type = TyperOption.display_type_rich
-TyperOption.display_type_rich = lambda self, ctx: None if self.is_flag else _display_type(self, ctx)
-
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT (128 + 2)
-
-# API argument -> the flag (or argument) of the CLI that sets it, where it is not `--arg-name`
-FLAGS = {"config_path": "CONFIG", "runs": "RUN", "data_file": "--data", "which": "--checkpoint", "batch_size": "--batch"}
-
-
-def flag(argument: str) -> str:
-    return FLAGS.get(argument, "--" + argument.replace("_", "-"))
-
-
-def error_line(error: Exception) -> str:
-    """The one line the CLI prints for a user error."""
-    if isinstance(error, ArgumentError):
-        return f"{flag(error.argument)} {error.problem}"
-    if isinstance(error, UsageError):
-        ctx = error.ctx
-        return error.format_message() + (f" (see '{ctx.command_path} --help')" if ctx is not None else "")
-    return str(error)
-
-
-class RnncliApp(TyperGroup):
-    """The command group, the CLI's one error boundary: options are parsed in `make_context`, every
-    command runs inside `invoke`; a user error from either becomes one line and an exit code."""
-
-    def make_context(self, *args, **kwargs):
-        with _one_line_errors():
-            return super().make_context(*args, **kwargs)
-
-    def invoke(self, ctx):
-        with _one_line_errors():
-            return super().invoke(ctx)
-
-
-@contextmanager
-def _one_line_errors():
-    try:
-        yield
-    except (RnncliError, UsageError) as error:
-        if type(error).__name__ == "NoArgsIsHelpError":  # `rnncli` or `rnncli config` alone: the help
-            raise
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(error_line(error))}",
-                                                    soft_wrap=True)
-        raise typer.Exit(error.exit_code) from None
-
-
-def examples(*commands: str) -> str:
-    """A command's help epilog: example command lines (the README tour's)."""
-    return "Examples:\n" + "\n".join(f"  {escape(c)}" for c in commands) + "\nMore in README.md."
-
 
 app = typer.Typer(cls=RnncliApp, name="rnncli", no_args_is_help=True,
                   help="Train, evaluate and sample RNNs from YAML configs.",
                   epilog=examples("rnncli train configs/demo.yaml --set run.name=my-demo",
                                   "rnncli generate runs/my-demo --prompt 'MARROW:' --length 300 --seed 1",
                                   "rnncli config keys char_lm"))
-config_app = typer.Typer(no_args_is_help=True, help="Inspect configs: the resolved config, every key.")
 app.add_typer(config_app, name="config")
 
-SET_HELP = "Override a config key, e.g. --set trainer.lr=0.003 (repeatable)"
-INT8_OPTION = typer.Option(False, "--int8", help="int8 weights, CPU inference (dynamic quantization)")
 
 
 def _version(show: bool) -> None:
@@ -186,7 +119,7 @@ def eval_(
 ):
     """Metrics of a trained run on a split or a file (or --compare RUN_A RUN_B: B - A with a 95% CI)."""
     if compare is not None:
-        _compare(run, compare, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot)
+        compare_runs_command(run, compare, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot)
         return
     if run is None:
         raise UsageError("Missing argument 'RUN' (or give --compare RUN_A RUN_B)")
@@ -194,7 +127,7 @@ def eval_(
         api.check_output_path(attention_plot, "attention_plot")
     metrics = api.evaluate(run, split, data, checkpoint, beam=beam, int8=int8)
     if attention_plot is not None:
-        _attention_plot(run, split, data, checkpoint, attention_plot, index, beam)
+        attention_plot_command(run, split, data, checkpoint, attention_plot, index, beam)
     if as_json:
         typer.echo(json.dumps(metrics))
         return
@@ -205,34 +138,6 @@ def eval_(
     console.print(metrics_table(f"{run}  ({metrics['split']})", scalars))
     for table in api.metric_tables(metrics["task"], metrics):
         console.print(table)
-
-
-def _compare(run, runs, split, data, checkpoint, resamples, seed, as_json, beam, attention_plot) -> None:
-    from rnncli.tools.compare_runs import compare_runs, render
-
-    extra = [name for name, value in (("RUN", run), ("--data", data), ("--beam", beam),
-                                      ("--attention-plot", attention_plot)) if value is not None]
-    if extra:
-        raise RnncliError(f"--compare RUN_A RUN_B takes no {', '.join(extra)}: both runs score their own --split")
-    result = compare_runs(*runs, split=split, resamples=resamples, seed=seed, which=checkpoint)
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        Console().print(render(result))
-
-
-def _attention_plot(run: str, split: str, data: Optional[str], checkpoint: str, path: str, index: int,
-                    beam: Optional[int]) -> None:
-    from rnncli.tools.attention_plot import attention_table, plot_attention
-
-    amap = api.attention(run, split, data, checkpoint, index, beam)
-    title = (f"{Path(run).name}, {checkpoint}.pt, {amap['decoder']} decoding\n"
-             f"{data or split} sentence {index}: {' '.join(amap['source'])}")
-    if plot_attention(amap, path, title):
-        print(f"attention heat-map written to {path}", file=sys.stderr)
-    else:
-        Console(stderr=True).print(attention_table(amap))
-        print(f"matplotlib is not installed: no PNG written to {path}; terminal heat-map above", file=sys.stderr)
 
 
 @app.command(epilog=examples("rnncli generate runs/demo --prompt 'MARROW:' --length 300 --temperature 0.8 --seed 1",
@@ -320,40 +225,6 @@ def predict(
     lines = [json.dumps(p, ensure_ascii=False) if as_json else api.format_prediction(run, p)
              for p in predictions]
     _write_lines(lines, output)
-
-
-@config_app.command("show", epilog=examples(
-        "rnncli config show configs/demo.yaml --set model.cell=gru",
-        "rnncli config show configs/demo.yaml --comments > my.yaml   # a commented template"))
-def config_show(
-    config: str = typer.Argument(..., help="YAML config file"),
-    set_: List[str] = typer.Option([], "--set", help=SET_HELP),
-    comments: bool = typer.Option(False, "--comments", help="each key's help (and allowed values) as a comment"),
-):
-    """Print the fully resolved config, defaults included (block style; it loads back as a config)."""
-    typer.echo(api.show_config(config, set_, comments), nl=False)
-
-
-@config_app.command("keys", epilog=examples("rnncli config keys char_lm", "rnncli config keys seq2seq --json"))
-def config_keys(
-    task: Optional[str] = typer.Argument(None, help="task name (default: every task)"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-):
-    """Every config key: type, default, allowed values, when it applies, and its help."""
-    from rnncli.tasks import TASK_NAMES
-
-    keys = {name: api.config_keys(name) for name in ([task] if task else TASK_NAMES)}
-    if as_json:
-        typer.echo(json.dumps(keys if task is None else keys[task], indent=1))
-        return
-    console = wide_console()
-    for name, rows in keys.items():
-        table = Table(title=f"config keys of task {name}", header_style="bold")
-        for column in ("key", "type", "default", "allowed", "applies", "help"):
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(escape("null" if v is None else str(v)) for v in row.values()))
-        console.print(table)
 
 
 @app.command(epilog=examples("rnncli diagnose runs/demo", "rnncli diagnose configs/adding/rnn.yaml --output diag"))
