@@ -17,22 +17,20 @@ saves, and checkpoints hold every rank's RNG state and carried state.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from rnncli.errors import RnncliError, TrainingError
 from rnncli.nn import fused_cpu
-from rnncli.training import checkpoint, distributed, precision, rundir
+from rnncli.training import checkpoint, distributed, precision
 from rnncli.training.progress import Progress
 from rnncli.training.report import fast_paths
+from rnncli.training.run_state import MetricsLog, StopOnSignal, TrainState
 from rnncli.training.step import Diverged, TrainingStep
 
 
@@ -69,67 +67,6 @@ def select_device(name: str) -> torch.device:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-# --------------------------------------------------------------------------- state and logs
-@dataclass
-class TrainState:
-    step: int = 0  # optimizer steps done
-    epoch: int = 0  # current epoch (0-based)
-    batch_index: int = 0  # next batch of the current epoch
-    best: float | None = None  # best validation metric so far
-    best_step: int | None = None
-    bad_validations: int = 0  # validations since the best one (early stopping)
-    plateau_best: float | None = None
-    plateau_bad: int = 0
-    lr_factor: float = 1.0  # reduce-on-plateau multiplier
-    elapsed: float = 0.0  # seconds of training so far, across resumes
-
-
-class MetricsLog:
-    """Appends one JSON object per line to metrics.jsonl (rank 0 only; other ranks write nothing)."""
-
-    def __init__(self, path: Path, resume_step: int | None = None, watch=None):
-        self.path, self.watch = path, watch  # watch.write(record) sees every record (TensorBoard)
-        self.enabled = distributed.is_main_process()
-        if not self.enabled:
-            return
-        if resume_step is not None and path.exists():  # drop records past the checkpoint
-            kept = rundir.metrics_up_to(path, resume_step)
-            path.write_text("".join(line + "\n" for line in kept))
-        elif resume_step is None:
-            path.write_text("")
-
-    def write(self, record: dict) -> None:
-        if not self.enabled:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.watch is not None:
-            self.watch.write(record)
-
-
-class _StopOnSignal:
-    """First Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one aborts.
-    Under torchrun every rank learns of it in the step's all-reduce, so all stop at the same step."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for s, handler in (self._old or {}).items():
-            signal.signal(s, handler)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -229,13 +166,13 @@ class Trainer:
         self.progress.start()
         stopped = "finished"
         try:
-            with _StopOnSignal() as stop:
+            with StopOnSignal() as stop:
                 stopped = self._epochs(stop)
         finally:
             self.progress.close()
         return self._finish(stopped)
 
-    def _epochs(self, stop: _StopOnSignal) -> str:
+    def _epochs(self, stop: StopOnSignal) -> str:
         s, every = self.state, self.t["val_every"]
         validated = None  # the step of the last validation
         while s.step < self.total_steps:
@@ -264,7 +201,7 @@ class Trainer:
             self._validate()
         return "finished"
 
-    def _train_step(self, batch, stop: _StopOnSignal) -> bool:
+    def _train_step(self, batch, stop: StopOnSignal) -> bool:
         """One optimizer step, logged; True when some rank was asked to stop."""
         s, t = self.state, self.t
         if self._window is None or s.step % t["log_every"] == 0:
