@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = textwrap.dedent("""
     import sys
     from rnncli.cli import app
+    code = 0
     try:
         app(sys.argv[1:], prog_name="rnncli")
     except SystemExit as e:
