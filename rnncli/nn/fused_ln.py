@@ -4,8 +4,10 @@ One C++ call per time step does everything between two matmuls of LN-LSTM / LN-G
 (rnncli/nn/cells/ln_lstm.py, ln_gru.py): the layer norm of the recurrent matmul (row mean and
 variance over all G*H features), the gates, the cell, the layer norm of c (LN-LSTM), the output,
 and in the backward pass the same in reverse, both layer-norm backwards included. Gate blocks stay
-in torch's order (i f g o; r z n). The layer norm of the input matmul is not here: it does not
-depend on h, so bptt_ln.py runs it once for all T*B rows (torch's own layer-norm kernels).
+in torch's order (i f g o; r z n). LN-LSTM's step also normalises its row of the input matmul
+(in place: the normalised rows are what the backward needs) and its backward adds the step's gain
+and beta gradients to float64 sums, so no (T, B, 4H) temporary is made for them. LN-GRU's input
+layer norm runs once for all T*B rows in bptt_ln.py (torch's layer-norm kernels).
 
 Templated on the scalar type (float and double), so the float64 exactness tests run this very code.
 Compiled once per machine like rnncli/nn/fused_cpu.py (its own extension name, a hash of this
@@ -58,41 +60,48 @@ static void check(std::initializer_list<torch::Tensor> ts, const char* what) {
   for (const auto& t : ts) TORCH_CHECK(t.is_contiguous(), what, ": every tensor must be contiguous");
 }
 
-// LN-LSTM forward. a (B, 4H) in: LN_ih(x W_ih^T) + beta_hh; out: activations i f g o.
-// hw (B, 4H) = h W_hh^T. Out: xh (B, 4H) normalised hw, rh (B) its rstd; c, ch (normalised c),
-// tu = tanh(LN(c)), h (B, H); rc (B). c_prev (B, H). Gains g_hh (4H), g_c (H); b_c (H) or empty.
+// LN-LSTM forward. xw (B, 4H) in: x W_ih^T; out: its normalised rows (rih (B) their rstd).
+// hw (B, 4H) = h W_hh^T; out: xh (B, 4H) its normalised rows, rh (B). act (B, 4H) out: i f g o.
+// z = g_ih xw^ + g_hh hw^ + beta (beta = beta_ih + beta_hh, or empty). c_prev (B, H) in; out: c,
+// ch (normalised c), tu = tanh(LN(c)), h (B, H), rc (B). Gains g_ih, g_hh (4H), g_c (H); b_c or empty.
 template <typename T>
-static void lstm_fwd(torch::Tensor a, torch::Tensor hw, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
+static void lstm_fwd(torch::Tensor xw, torch::Tensor rih, torch::Tensor g_ih, torch::Tensor beta,
+                     torch::Tensor act, torch::Tensor hw, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
                      torch::Tensor c_prev, torch::Tensor c, torch::Tensor ch, torch::Tensor rc, torch::Tensor tu,
                      torch::Tensor h, torch::Tensor g_c, torch::Tensor b_c, double eps_) {
   const int64_t B = c.size(0), H = c.size(1), G = 4 * H;
   const T eps = T(eps_);
-  T *A = a.data_ptr<T>(), *XH = xh.data_ptr<T>(), *RH = rh.data_ptr<T>(), *C = c.data_ptr<T>();
-  T *CH = ch.data_ptr<T>(), *RC = rc.data_ptr<T>(), *TU = tu.data_ptr<T>(), *HO = h.data_ptr<T>();
-  const T *HW = hw.data_ptr<T>(), *GH = g_hh.data_ptr<T>(), *CP = c_prev.data_ptr<T>();
-  const T *GC = g_c.data_ptr<T>(), *BC = opt<T>(b_c);
-  at::parallel_for(0, B, std::max<int64_t>(1, 16384 / G), [&](int64_t b0, int64_t b1) {
+  T *XW = xw.data_ptr<T>(), *RI = rih.data_ptr<T>(), *A = act.data_ptr<T>(), *XH = xh.data_ptr<T>();
+  T *RH = rh.data_ptr<T>(), *C = c.data_ptr<T>(), *CH = ch.data_ptr<T>(), *RC = rc.data_ptr<T>();
+  T *TU = tu.data_ptr<T>(), *HO = h.data_ptr<T>();
+  const T *HW = hw.data_ptr<T>(), *GI = g_ih.data_ptr<T>(), *BE = opt<T>(beta), *GH = g_hh.data_ptr<T>();
+  const T *CP = c_prev.data_ptr<T>(), *GC = g_c.data_ptr<T>(), *BC = opt<T>(b_c);
+  at::parallel_for(0, B, std::max<int64_t>(1, 8192 / G), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
-      T *r = A + b * G, *x = XH + b * G, *cc = C + b * H, *chr = CH + b * H, *tur = TU + b * H;
+      T *xi = XW + b * G, *r = A + b * G, *x = XH + b * G, *cc = C + b * H, *chr = CH + b * H, *tur = TU + b * H;
       const T *hwr = HW + b * G, *cp = CP + b * H;
-      T mean, rstd;
-      row_stats(hwr, G, eps, mean, rstd);
-      RH[b] = rstd;
+      T mi, ri, mh, rr;
+      row_stats(xi, G, eps, mi, ri);
+      row_stats(hwr, G, eps, mh, rr);
+      RI[b] = ri; RH[b] = rr;
       #pragma omp simd
-      for (int64_t k = 0; k < G; ++k) x[k] = (hwr[k] - mean) * rstd;
+      for (int64_t k = 0; k < G; ++k) {
+        T u = (xi[k] - mi) * ri, v = (hwr[k] - mh) * rr;
+        xi[k] = u; x[k] = v;
+        r[k] = GI[k] * u + GH[k] * v + (BE ? BE[k] : T(0));
+      }
       #pragma omp simd
       for (int64_t k = 0; k < H; ++k) {
-        T i = sig(r[k] + GH[k] * x[k]), f = sig(r[H + k] + GH[H + k] * x[H + k]);
-        T g = tnh(r[2 * H + k] + GH[2 * H + k] * x[2 * H + k]);
-        T o = sig(r[3 * H + k] + GH[3 * H + k] * x[3 * H + k]);
+        T i = sig(r[k]), f = sig(r[H + k]), g = tnh(r[2 * H + k]), o = sig(r[3 * H + k]);
         r[k] = i; r[H + k] = f; r[2 * H + k] = g; r[3 * H + k] = o;
         cc[k] = f * cp[k] + i * g;
       }
-      row_stats(cc, H, eps, mean, rstd);
-      RC[b] = rstd;
+      T mc, rcv;
+      row_stats(cc, H, eps, mc, rcv);
+      RC[b] = rcv;
       #pragma omp simd
       for (int64_t k = 0; k < H; ++k) {
-        T n = (cc[k] - mean) * rstd, t = tnh(GC[k] * n + (BC ? BC[k] : T(0)));
+        T n = (cc[k] - mc) * rcv, t = tnh(GC[k] * n + (BC ? BC[k] : T(0)));
         chr[k] = n; tur[k] = t; HO[b * H + k] = r[3 * H + k] * t;
       }
     }
@@ -100,17 +109,26 @@ static void lstm_fwd(torch::Tensor a, torch::Tensor hw, torch::Tensor xh, torch:
 }
 
 // LN-LSTM backward. dh (B, H) dL/dh_t; dc (B, H) in: dL/dc_t from later steps, out: dL/dc_{t-1}.
-// Out: dz (B, 4H) gradient of z = LN_ih + LN_hh, dhw (B, 4H) of h W_hh^T, du (B, H) of LN(c).
+// Out: dxw, dhw (B, 4H) gradients of x W_ih^T and h W_hh^T. dz (B, 4H), du (B, H): scratch (of z and
+// of LN(c)). Adds this step's parameter gradients to the float64 sums acc_gi, acc_gh, acc_b (4H: the
+// gains and the betas, beta_ih's = beta_hh's), acc_gc, acc_bc (H).
 template <typename T>
-static void lstm_bwd(torch::Tensor act, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
-                     torch::Tensor c_prev, torch::Tensor ch, torch::Tensor rc, torch::Tensor tu, torch::Tensor g_c,
-                     torch::Tensor dh, torch::Tensor dc, torch::Tensor dz, torch::Tensor dhw, torch::Tensor du) {
+static void lstm_bwd(torch::Tensor act, torch::Tensor xih, torch::Tensor rih, torch::Tensor g_ih,
+                     torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh, torch::Tensor c_prev, torch::Tensor ch,
+                     torch::Tensor rc, torch::Tensor tu, torch::Tensor g_c, torch::Tensor dh, torch::Tensor dc,
+                     torch::Tensor dz, torch::Tensor du, torch::Tensor dxw, torch::Tensor dhw,
+                     torch::Tensor acc_gi, torch::Tensor acc_gh, torch::Tensor acc_b, torch::Tensor acc_gc,
+                     torch::Tensor acc_bc) {
   const int64_t B = dc.size(0), H = dc.size(1), G = 4 * H;
-  const T *A = act.data_ptr<T>(), *XH = xh.data_ptr<T>(), *RH = rh.data_ptr<T>(), *GH = g_hh.data_ptr<T>();
+  const T *A = act.data_ptr<T>(), *XI = xih.data_ptr<T>(), *RI = rih.data_ptr<T>(), *GI = g_ih.data_ptr<T>();
+  const T *XH = xh.data_ptr<T>(), *RH = rh.data_ptr<T>(), *GH = g_hh.data_ptr<T>();
   const T *CP = c_prev.data_ptr<T>(), *CH = ch.data_ptr<T>(), *RC = rc.data_ptr<T>(), *TU = tu.data_ptr<T>();
   const T *GC = g_c.data_ptr<T>(), *DH = dh.data_ptr<T>();
-  T *DC = dc.data_ptr<T>(), *DZ = dz.data_ptr<T>(), *DHW = dhw.data_ptr<T>(), *DU = du.data_ptr<T>();
-  at::parallel_for(0, B, std::max<int64_t>(1, 16384 / G), [&](int64_t b0, int64_t b1) {
+  T *DC = dc.data_ptr<T>(), *DZ = dz.data_ptr<T>(), *DU = du.data_ptr<T>();
+  T *DXW = dxw.data_ptr<T>(), *DHW = dhw.data_ptr<T>();
+  double *SGI = acc_gi.data_ptr<double>(), *SGH = acc_gh.data_ptr<double>(), *SB = acc_b.data_ptr<double>();
+  double *SGC = acc_gc.data_ptr<double>(), *SBC = acc_bc.data_ptr<double>();
+  at::parallel_for(0, B, std::max<int64_t>(1, 8192 / G), [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const T *r = A + b * G, *cp = CP + b * H, *chr = CH + b * H, *tur = TU + b * H, *dhr = DH + b * H;
       T *q = DZ + b * G, *dcr = DC + b * H, *dur = DU + b * H;
@@ -135,6 +153,20 @@ static void lstm_bwd(torch::Tensor act, torch::Tensor xh, torch::Tensor rh, torc
         dcr[k] = dcv * f;
       }
       ln_row_backward(q, GH, XH + b * G, RH[b], G, DHW + b * G);
+      ln_row_backward(q, GI, XI + b * G, RI[b], G, DXW + b * G);
+    }
+  });
+  // the parameter sums: split over features (no two threads write one sum), rows in order
+  at::parallel_for(0, G, 256, [&](int64_t k0, int64_t k1) {
+    for (int64_t b = 0; b < B; ++b) {
+      const T *q = DZ + b * G, *xi = XI + b * G, *x = XH + b * G;
+      #pragma omp simd
+      for (int64_t k = k0; k < k1; ++k) {
+        SGI[k] += double(q[k] * xi[k]); SGH[k] += double(q[k] * x[k]); SB[k] += double(q[k]);
+      }
+      const T *dur = DU + b * H, *chr = CH + b * H;
+      #pragma omp simd
+      for (int64_t k = k0; k < std::min(k1, H); ++k) { SGC[k] += double(dur[k] * chr[k]); SBC[k] += double(dur[k]); }
     }
   });
 }
@@ -199,21 +231,28 @@ static void gru_bwd(torch::Tensor act, torch::Tensor xh, torch::Tensor rh, torch
   });
 }
 
-void ln_lstm_forward(torch::Tensor a, torch::Tensor hw, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
+void ln_lstm_forward(torch::Tensor xw, torch::Tensor rih, torch::Tensor g_ih, torch::Tensor beta,
+                     torch::Tensor act, torch::Tensor hw, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
                      torch::Tensor c_prev, torch::Tensor c, torch::Tensor ch, torch::Tensor rc, torch::Tensor tu,
                      torch::Tensor h, torch::Tensor g_c, torch::Tensor b_c, double eps) {
-  check({a, hw, xh, rh, g_hh, c_prev, c, ch, rc, tu, h, g_c, b_c}, "ln_lstm_forward");
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "ln_lstm_forward", [&] {
-    lstm_fwd<scalar_t>(a, hw, xh, rh, g_hh, c_prev, c, ch, rc, tu, h, g_c, b_c, eps);
+  check({xw, rih, g_ih, beta, act, hw, xh, rh, g_hh, c_prev, c, ch, rc, tu, h, g_c, b_c}, "ln_lstm_forward");
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "ln_lstm_forward", [&] {
+    lstm_fwd<scalar_t>(xw, rih, g_ih, beta, act, hw, xh, rh, g_hh, c_prev, c, ch, rc, tu, h, g_c, b_c, eps);
   });
 }
 
-void ln_lstm_backward(torch::Tensor act, torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh,
-                      torch::Tensor c_prev, torch::Tensor ch, torch::Tensor rc, torch::Tensor tu, torch::Tensor g_c,
-                      torch::Tensor dh, torch::Tensor dc, torch::Tensor dz, torch::Tensor dhw, torch::Tensor du) {
-  check({act, xh, rh, g_hh, c_prev, ch, rc, tu, g_c, dh, dc, dz, dhw, du}, "ln_lstm_backward");
+void ln_lstm_backward(torch::Tensor act, torch::Tensor xih, torch::Tensor rih, torch::Tensor g_ih,
+                      torch::Tensor xh, torch::Tensor rh, torch::Tensor g_hh, torch::Tensor c_prev, torch::Tensor ch,
+                      torch::Tensor rc, torch::Tensor tu, torch::Tensor g_c, torch::Tensor dh, torch::Tensor dc,
+                      torch::Tensor dz, torch::Tensor du, torch::Tensor dxw, torch::Tensor dhw,
+                      torch::Tensor acc_gi, torch::Tensor acc_gh, torch::Tensor acc_b, torch::Tensor acc_gc,
+                      torch::Tensor acc_bc) {
+  check({act, xih, rih, g_ih, xh, rh, g_hh, c_prev, ch, rc, tu, g_c, dh, dc, dz, du, dxw, dhw,
+         acc_gi, acc_gh, acc_b, acc_gc, acc_bc}, "ln_lstm_backward");
+  TORCH_CHECK(acc_gi.scalar_type() == at::kDouble, "ln_lstm_backward: the sums are float64");
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "ln_lstm_backward", [&] {
-    lstm_bwd<scalar_t>(act, xh, rh, g_hh, c_prev, ch, rc, tu, g_c, dh, dc, dz, dhw, du);
+    lstm_bwd<scalar_t>(act, xih, rih, g_ih, xh, rh, g_hh, c_prev, ch, rc, tu, g_c, dh, dc, dz, du, dxw, dhw,
+                       acc_gi, acc_gh, acc_b, acc_gc, acc_bc);
   });
 }
 
