@@ -54,9 +54,9 @@ CATALOG: dict[str, CellFacts] = {facts.name: facts for facts in (
               "scan", False),
     CellFacts("minlstm",       ("i", "f", "h"),      1,      _T,               None,   None,       (),
               "scan", False),
-    CellFacts("ln_lstm",       ("i", "f", "g", "o"), 1,      _T,               None,   None,       (),
+    CellFacts("ln_lstm",       ("i", "f", "g", "o"), 1,      _T,               None,   "ln_lstm",  (),
               "loop", False),
-    CellFacts("ln_gru",        ("r", "z", "n"),      None,   _T,               None,   None,       (),
+    CellFacts("ln_gru",        ("r", "z", "n"),      None,   _T,               None,   "ln_gru",   (),
               "loop", False),
 )}
 CELL_NAMES = tuple(CATALOG)
