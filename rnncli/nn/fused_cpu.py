@@ -12,6 +12,10 @@ argument is its index in `KINDS`) and `bptt_gates` is the order of the gate bloc
 lstm [i f o g], peephole [i f g o], cifg [f o g] (see bptt.py). The forward receives
 pre-activations with the g block doubled and writes the activations back in place
 (g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
+
+Zoneout (any kind) is one more call per step on each side: `zone_forward` picks each unit of h and c
+from the previous state or the step's new values, `zone_backward` splits dh, dc into the new state's
+share and the carry to the previous step (bptt.py `_zone_forward` / `_zone_backward`).
 """
 from __future__ import annotations
 
@@ -140,6 +144,46 @@ void backward_step(int64_t kind, torch::Tensor a, torch::Tensor d, torch::Tensor
     }
   });
 }
+
+// Zoneout, keep (2, B, H) bool (row 0: h, row 1: c; true = keep the previous value); all (B, H).
+// h (in: the step's new h, out: zoned); c (out) from c_prev or c_new.
+void zone_forward(torch::Tensor keep, torch::Tensor h_prev, torch::Tensor h, torch::Tensor c_prev,
+                  torch::Tensor c_new, torch::Tensor c) {
+  TORCH_CHECK(keep.is_contiguous() && h_prev.is_contiguous() && h.is_contiguous() &&
+              c_prev.is_contiguous() && c_new.is_contiguous() && c.is_contiguous(), "zone_forward: layout");
+  const int64_t n = h.numel();
+  const bool* KH = keep.data_ptr<bool>();
+  const bool* KC = KH + n;
+  const float *HP = h_prev.data_ptr<float>(), *CP = c_prev.data_ptr<float>(), *CN = c_new.data_ptr<float>();
+  float *HO = h.data_ptr<float>(), *C = c.data_ptr<float>();
+  #pragma omp simd
+  for (int64_t k = 0; k < n; ++k) {
+    HO[k] = KH[k] ? HP[k] : HO[k];
+    C[k] = KC[k] ? CP[k] : CN[k];
+  }
+}
+
+// dh, dc in: dL/dh_t, dL/dc_t; out: the new values' share (0 where kept). carry_h = kept dh (+ g_prev,
+// dL/dh_{t-1} from the output, when given), carry_c = kept dc: what flows straight to step t-1.
+void zone_backward(torch::Tensor keep, torch::Tensor dh, torch::Tensor dc, torch::Tensor g_prev,
+                   torch::Tensor carry_h, torch::Tensor carry_c) {
+  TORCH_CHECK(keep.is_contiguous() && dh.is_contiguous() && dc.is_contiguous() && carry_h.is_contiguous() &&
+              carry_c.is_contiguous() && (g_prev.numel() == 0 || g_prev.is_contiguous()), "zone_backward: layout");
+  const int64_t n = dh.numel();
+  const bool* KH = keep.data_ptr<bool>();
+  const bool* KC = KH + n;
+  float *DH = dh.data_ptr<float>(), *DC = dc.data_ptr<float>();
+  float *CH = carry_h.data_ptr<float>(), *CC = carry_c.data_ptr<float>();
+  const float* G = g_prev.numel() ? g_prev.data_ptr<float>() : nullptr;
+  #pragma omp simd
+  for (int64_t k = 0; k < n; ++k) {
+    float x = DH[k], y = DC[k];
+    CH[k] = (KH[k] ? x : 0.f) + (G ? G[k] : 0.f);
+    DH[k] = KH[k] ? 0.f : x;
+    CC[k] = KC[k] ? y : 0.f;
+    DC[k] = KC[k] ? 0.f : y;
+  }
+}
 """
 
 _cache: dict = {}
@@ -163,7 +207,8 @@ def notifying(say: Callable[[str], None]):
 
 
 def kernels():
-    """The compiled module (forward_step, backward_step), or None where it cannot be had."""
+    """The compiled module (forward_step, backward_step, zone_forward, zone_backward), or None where it
+    cannot be had."""
     if "module" in _cache:
         return _cache["module"]
     module = None
@@ -197,8 +242,8 @@ def _build():
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
                     "~/.cache/torch_extensions)...")
     started = time.perf_counter()
-    module = load_inline(name, cpp_sources=_SOURCE,
-                         functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+    functions = ["forward_step", "backward_step", "zone_forward", "zone_backward"]
+    module = load_inline(name, cpp_sources=_SOURCE, functions=functions, extra_cflags=flags, verbose=False)
     if compiling:
         _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
     return module
