@@ -127,3 +127,24 @@ def test_the_layer_runs_zoneout_on_the_bptt_and_equals_its_autograd_loop(cell):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
         for a, b in zip(outs[0][3], outs[1][3]):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", BPTT_CELLS)
+def test_the_compiled_step_saturates_without_nan(cell, monkeypatch):
+    """Huge pre-activations and cell states (a peephole char-LM reached them; -ffast-math turned the
+    overflow into NaN): the compiled step gives the eager step's 0 / 1 / ±1, not NaN."""
+    kernels = fused_cpu.kernels()
+    if kernels is None:
+        pytest.skip("no C++ compiler here: the eager step runs instead")
+    module = make_cell(cell, 2, 8)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(400)
+    x = torch.randn(3, 4, 2) * 50
+    h0, c0 = torch.randn(4, 8) * 100, torch.randn(4, 8) * 300
+    results = []
+    for compiled in (kernels, None):
+        monkeypatch.setitem(fused_cpu._cache, "module", compiled)
+        results.append(lstm_family_layer(cell, x, h0, c0, *_layer_args(cell, module)))
+    assert torch.isfinite(results[0][0]).all() and torch.isfinite(results[0][1]).all()
+    torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)

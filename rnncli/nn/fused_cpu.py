@@ -33,7 +33,11 @@ _SOURCE = r"""
 #include <ATen/Parallel.h>
 #include <cmath>
 
-static inline float sig(float x) { return 1.f / (1.f + std::exp(-x)); }
+// Arguments clamped where the result is already exact in float32: under -ffast-math (finite-math-only)
+// exp(-x) may overflow and tanh(x) for large x may come out NaN instead of 0 / +-1; a peephole LSTM's
+// cell state on a char-LM reached that range within 33 steps (loss NaN) while the eager step trained.
+static inline float sig(float x) { return 1.f / (1.f + std::exp(-std::fmin(std::fmax(x, -60.f), 60.f))); }
+static inline float safe_tanh(float x) { return std::tanh(std::fmin(std::fmax(x, -15.f), 15.f)); }
 
 // a (B, ld) gate rows, in place: pre-activations -> activations; c_prev, c, tanh_c, h (B, H).
 void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Tensor c,
@@ -59,7 +63,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
         for (int64_t k = 0; k < H; ++k) {
           float i = sig(r[k]), f = sig(r[H + k]), o = sig(r[2 * H + k]);
           float g = 2.f * sig(r[3 * H + k]) - 1.f;
-          float cn = f * cp[k] + i * g, t = std::tanh(cn);
+          float cn = f * cp[k] + i * g, t = safe_tanh(cn);
           r[k] = i; r[H + k] = f; r[2 * H + k] = o; r[3 * H + k] = g;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }
@@ -69,7 +73,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
           float i = sig(r[k] + WI[k] * cp[k]), f = sig(r[H + k] + WI[H + k] * cp[k]);
           float g = 2.f * sig(r[2 * H + k]) - 1.f;
           float cn = f * cp[k] + i * g;
-          float o = sig(r[3 * H + k] + WO[k] * cn), t = std::tanh(cn);
+          float o = sig(r[3 * H + k] + WO[k] * cn), t = safe_tanh(cn);
           r[k] = i; r[H + k] = f; r[2 * H + k] = g; r[3 * H + k] = o;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }
@@ -77,7 +81,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
         #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           float f = sig(r[k]), o = sig(r[H + k]), g = 2.f * sig(r[2 * H + k]) - 1.f;
-          float cn = g + f * (cp[k] - g), t = std::tanh(cn);
+          float cn = g + f * (cp[k] - g), t = safe_tanh(cn);
           r[k] = f; r[H + k] = o; r[2 * H + k] = g;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }

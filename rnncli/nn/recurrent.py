@@ -103,6 +103,8 @@ class Recurrent(nn.Module):
         _check_sizes(input_size, hidden_size, num_layers, dropout)
         check_regularisers(cell, recurrent_dropout, zoneout)
         self.ablate = check_ablate(cell, ablate)
+        # full gate recurrence carries the gates in the state (rnncli/nn/cells/ablation.py)
+        self.state_kind = "hc+gates" if "full_gate_recurrence" in self.ablate else spec.state_kind
         self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
         self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
         switches = [f"ablate={list(self.ablate)}"] if self.ablate else []  # what the hand-written BPTT cannot run
@@ -136,11 +138,12 @@ class Recurrent(nn.Module):
         init_recurrent_(self, cell, hidden_size, recurrent_init, input_init, forget_bias)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
-        """All-zeros state: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc'."""
+        """All-zeros state: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc' ((h, c, i, f, o)
+        with full gate recurrence)."""
         ref = next(self.parameters())
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         device = ref.device if device is None else device
-        return zero_state(self.cell_class.state_kind, shape, device, ref.dtype if dtype is None else dtype)
+        return zero_state(self.state_kind, shape, device, ref.dtype if dtype is None else dtype)
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: State | None = None
@@ -291,6 +294,8 @@ class Recurrent(nn.Module):
         """Layer/direction k over x (T, B, I) on `path`, with this call's recurrent dropout / zoneout
         masks (rnncli/nn/regularise.py); same contract as `run_cell`."""
         h_mask = dropout_mask(hidden(state), self.recurrent_dropout, self.training)  # (B, H) or None
+        if self.state_kind == "hc+gates" and len(state) == 2:  # a plain (h, c): the gates start at zero
+            state = tuple(state) + tuple(torch.zeros_like(state[0]) for _ in range(3))
         if path == "scan":  # scan cells take neither regulariser (check_regularisers)
             return run_scan(self.cells[k], x, state, mask)
         zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)  # (T, S, B, H), z or None
