@@ -248,11 +248,12 @@ def _zone_forward(fused, zones, hs: Tensor, cs: Tensor, c_new: Tensor):
         def zone(t):
             hs[t + 1].lerp_(hs[t], zones)  # (1 - z) new + z old, as regularise.zone
             torch.lerp(c_new[t], cs[t], zones, out=cs[t + 1])
-    elif fused is not None:
-        zones = zones.contiguous()
+    elif fused is not None:  # per-step views made once (indexing per step costs more than the pass)
+        per_step = list(zip(zones.contiguous().unbind(0), hs[:-1].unbind(0), hs[1:].unbind(0), cs[:-1].unbind(0),
+                            c_new.unbind(0), cs[1:].unbind(0)))
 
         def zone(t):
-            fused.zone_forward(zones[t], hs[t], hs[t + 1], cs[t], c_new[t], cs[t + 1])
+            fused.zone_forward(*per_step[t])
     else:
         def zone(t):
             keep_h, keep_c = zones[t]
@@ -270,11 +271,11 @@ def _zone_backward(fused, zones: Tensor | None, rate: float | None, like: Tensor
             dh.mul_(1 - rate), dc.mul_(1 - rate)
             return (carry_h if g_prev is None else carry_h.add_(g_prev)), carry_c
     elif fused is not None:
-        zones, none = zones.contiguous(), like.new_empty(0)
+        keeps, none = zones.contiguous().unbind(0), like.new_empty(0)
+        carry_h, carry_c = torch.empty_like(like), torch.empty_like(like)  # reused: consumed within the step
 
         def unzone(t, dh, dc, g_prev):
-            carry_h, carry_c = torch.empty_like(dh), torch.empty_like(dc)
-            fused.zone_backward(zones[t], dh, dc, none if g_prev is None else g_prev, carry_h, carry_c)
+            fused.zone_backward(keeps[t], dh, dc, none if g_prev is None else g_prev, carry_h, carry_c)
             return carry_h, carry_c
     else:
         keeps = zones.to(like.dtype)  # (T, 2, B, H) 1 where the old value was kept

@@ -40,7 +40,8 @@ def zoneout_masks(steps: int, state: State, z: float, training: bool) -> Tensor 
     if not training:
         return z
     parts = state if isinstance(state, tuple) else (state,)
-    return torch.rand((steps, len(parts), *parts[0].shape), device=parts[0].device) < z
+    # bernoulli_ with a scalar p straight into bool: several times cheaper than rand() < z on the CPU
+    return torch.empty((steps, len(parts), *parts[0].shape), dtype=torch.bool, device=parts[0].device).bernoulli_(z)
 
 
 def zone(new: State, old: State, d_t: Tensor | float) -> State:
