@@ -200,7 +200,7 @@ def test_the_protocol_lists_every_fact():
 
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_every_cell_class_declares_every_fact_consistently(cell):
-    from rnncli.nn import fused_cpu
+    from rnncli.nn import bptt_ln, fused_cpu
 
     cls = cell_class(cell)
     for fact, kind in FACTS.items():
@@ -210,7 +210,9 @@ def test_every_cell_class_declares_every_fact_consistently(cell):
     assert cls.state_kind in ("h", "hc")
     assert cls.forget_block is None or cls.gate_names[cls.forget_block] == "f"
     assert set(cls.sigmoid_gates) <= set(cls.gate_names) and cls.nonlinearities[0] == "tanh"
-    if cls.bptt_kind is not None:  # the hand-written BPTT: (h, c), one bias sum, a known kernel
+    if cls.bptt_kind in bptt_ln.KINDS:  # the layer-normalised BPTT: torch's gate order, LN betas
+        assert cls.bptt_gates == cls.gate_names and not cls.folds_b_hh and cls.extra_params
+    elif cls.bptt_kind is not None:  # the LSTM family's BPTT: (h, c), one bias sum, a known kernel
         assert cls.bptt_kind in fused_cpu.KINDS and cls.state_kind == "hc" and cls.folds_b_hh
         assert sorted(cls.bptt_gates) == sorted(cls.gate_names) and "g" in cls.bptt_gates
     else:

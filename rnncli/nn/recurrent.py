@@ -6,7 +6,9 @@
     torch     cells with a `torch_kernel` (rnn, lstm, gru): torch's `nn.RNN` / `nn.LSTM` / `nn.GRU`,
               one submodule `self.rnn` holding all layers
     bptt      cells with a `bptt_kind` (the LSTM family): our hand-written BPTT (`rnncli.nn.bptt`,
-              one autograd.Function per layer and direction)
+              one autograd.Function per layer and direction); the layer-normalised cells' own
+              (`rnncli.nn.bptt_ln`) where its compiled step runs (float32 / float64 on the CPU,
+              no autocast), else their autograd loop
     autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
               without a torch kernel (input projection in one matmul, a loop over the rest)
     scan      cells whose class says `sequence_kind = "scan"` (mingru, minlstm): gates read only the
@@ -49,6 +51,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn import fused_cpu
+from rnncli.nn import bptt_ln
 from rnncli.nn.bptt import lstm_family_layer
 from rnncli.nn.activations import activations_repr, is_default
 from rnncli.nn.cells import cell_class, check_ablate, check_cell_activations, check_nonlinearity, make_cell
@@ -108,6 +111,8 @@ class Recurrent(nn.Module):
         self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
         self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
         switches = [f"ablate={list(self.ablate)}"] if self.ablate else []  # what the hand-written BPTT cannot run
+        if zoneout and spec.bptt_kind in bptt_ln.KINDS:  # the layer-normalised BPTT has no zoneout
+            switches.append(f"zoneout={zoneout}")
         regularised = bool(recurrent_dropout or zoneout)  # torch's kernels have neither
         impl = check_impl(cell, impl, self.default_activations, switches, own_cells=bool(switches) or regularised)
         # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
@@ -164,6 +169,8 @@ class Recurrent(nn.Module):
         Depends on autocast: lstm under bf16 / fp16 autocast on the CPU runs the hand-written path.
         """
         spec = self.cell_class
+        if self.bptt_kind in bptt_ln.KINDS and self.impl in ("auto", "bptt"):
+            return "autograd" if self._ln_unavailable(device_type) else "bptt"
         if self.impl != "auto":
             return self.impl
         if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
@@ -172,6 +179,11 @@ class Recurrent(nn.Module):
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
         return "autograd" if self.bptt_kind is None else "bptt"
+
+    def _ln_unavailable(self, device_type: str) -> str | None:
+        """Why the layer-normalised BPTT cannot run here (rnncli/nn/bptt_ln.py), or None."""
+        dtype = next(self.parameters()).dtype
+        return bptt_ln.unavailable(device_type, dtype, autocast_dtype(device_type) is not None)
 
     def paths(self, device_type: str = "cpu") -> list[tuple[str, str, str]]:
         """(layers, implementation, why) for the fast-path report, as forward would now run."""
@@ -182,10 +194,14 @@ class Recurrent(nn.Module):
             kernel = f"nn.{spec.torch_kernel.__name__}"
             return [(layers, f"torch kernel ({kernel})", "standard cell: torch's own kernel")]
         if path == "autograd":
-            return [(layers, "plain autograd loop", self._why_autograd())]
+            return [(layers, "plain autograd loop", self._why_autograd(device_type))]
         if path == "scan":
             why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
             return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
+        if self.bptt_kind in bptt_ln.KINDS:
+            why = "custom cell: no torch kernel; fused C++ layer-norm steps" + \
+                ("; model.recurrent_dropout inside it" if self.recurrent_dropout else "")
+            return [(layers, "hand-written BPTT (rnncli.nn.bptt_ln)", why)]
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
@@ -203,7 +219,7 @@ class Recurrent(nn.Module):
             why += f"; {self._regularisers()} inside it"
         return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
 
-    def _why_autograd(self) -> str:
+    def _why_autograd(self, device_type: str = "cpu") -> str:
         """Why the layer runs the plain autograd loop: every reason that holds, '; '-joined."""
         spec = self.cell_class
         if self.impl == "autograd":
@@ -216,6 +232,8 @@ class Recurrent(nn.Module):
                        f"computes them, so the cell's own step")
         if self.ablate:
             why.append("model.ablate: the hand-written BPTT has no ablations")
+        if not why and self.bptt_kind in bptt_ln.KINDS:
+            why.append(f"the layer-normalised BPTT cannot run here: {self._ln_unavailable(device_type)}")
         if not why and spec.torch_kernel is not None:
             why.append(f"{self._regularisers()}: nn.{spec.torch_kernel.__name__} has none")
         return "; ".join(why) or "custom cell without a hand-written BPTT"
@@ -311,6 +329,10 @@ class Recurrent(nn.Module):
         low = autocast_dtype(x.device.type)
         names = self.cell_class.extra_params  # e.g. the peepholes, which only our cells hold
         extra = tuple(getattr(self.cells[k], n) for n in names) if names else None
+        if self.bptt_kind in bptt_ln.KINDS:  # gains and betas; no autocast here (path() saw to it)
+            hs, final = bptt_ln.ln_layer(self.bptt_kind, x, state, self.cells[k].weight_ih,
+                                         self.cells[k].weight_hh, extra, mask=mask, h_mask=h_mask)
+            return (hs if mask is None else hs * mask), final
         with torch.autocast(x.device.type, enabled=False):
             hs, c = lstm_family_layer(self.cell, x, *state, *self.layer_weights(k), extra, mask=mask,
                                       compute_dtype=low, h_mask=h_mask, zones=zones)

@@ -231,10 +231,10 @@ class _SplitLayer:
 
 # --------------------------------------------------------------------------- compiled LSTM-family step
 def _fused_kernels(recurrent: nn.Module):
-    """rnncli/nn/fused_cpu.py's kernels for a stack of a cell with a `bptt_kind`, in float32 on the
-    CPU, with sigmoid gates and tanh; else None."""
+    """rnncli/nn/fused_cpu.py's kernels for a stack of an LSTM-family cell (its `bptt_kind` in
+    fused_cpu.KINDS), in float32 on the CPU, with sigmoid gates and tanh; else None."""
     ref = next(recurrent.parameters())
-    if recurrent.bptt_kind is None or ref.dtype != torch.float32 or ref.device.type != "cpu":
+    if recurrent.bptt_kind not in fused_cpu.KINDS or ref.dtype != torch.float32 or ref.device.type != "cpu":
         return None
     if not recurrent.default_activations:  # the kernel computes σ and tanh only
         return None

@@ -51,7 +51,9 @@ class Cell(Protocol):
     nonlinearities: ClassVar[tuple[str, ...]]  # allowed `nonlinearity` values, default first
     torch_kernel: ClassVar[type[nn.RNNBase] | None]  # nn.RNN / nn.LSTM / nn.GRU with these equations
     folds_b_hh: ClassVar[bool]  # every block's pre-activation is xw + h W_hh^T + b_hh (b_hh can join b_ih)
-    bptt_kind: ClassVar[str | None]  # equations in rnncli/nn/bptt.py and fused_cpu.py, or None
+    # hand-written BPTT equations: the LSTM family's in rnncli/nn/bptt.py and fused_cpu.py (its KINDS),
+    # the layer-normalised cells' in bptt_ln.py and fused_ln.py; None: no hand-written BPTT
+    bptt_kind: ClassVar[str | None]
     bptt_gates: ClassVar[tuple[str, ...] | None]  # gate order in the BPTT's and compiled step's rows
     extra_params: ClassVar[tuple[str, ...]]  # parameters beyond the torch four, in the BPTT's order
     ablations: ClassVar[tuple[str, ...]]  # Greff et al.'s ablations it takes (model.ablate; cells/ablation.py)

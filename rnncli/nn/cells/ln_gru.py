@@ -25,7 +25,8 @@ class LayerNormGRUCell(nn.Module):
     Gate blocks in torch's order r, z, n. Shapes: x_t (B, I); h (B, H); weight_ih (3H, I);
     weight_hh (3H, H); ln_ih_weight, ln_ih_bias, ln_hh_weight, ln_hh_bias (3H,). State h; None = zeros.
     Gains start at 1, betas at 0. `bias_ih` / `bias_hh` are None: no bias enters before a
-    normalisation, so the layer's xw = W_ih x_t is what LN_ih normalises. Runs the plain autograd loop.
+    normalisation, so the layer's xw = W_ih x_t is what LN_ih normalises. This step is the reference;
+    a layer runs the hand-written BPTT of rnncli/nn/bptt_ln.py where it can (float32 / float64, CPU).
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -38,8 +39,8 @@ class LayerNormGRUCell(nn.Module):
     nonlinearities = ("tanh",)
     torch_kernel = None
     folds_b_hh = False
-    bptt_kind = None
-    bptt_gates = None
+    bptt_kind = "ln_gru"  # hand-written BPTT in rnncli/nn/bptt_ln.py, compiled step in fused_ln.py
+    bptt_gates = ("r", "z", "n")  # torch's order: layer norm sees all blocks at once
     extra_params = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias")
     ablations = ()  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"

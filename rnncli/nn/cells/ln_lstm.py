@@ -27,7 +27,8 @@ class LayerNormLSTMCell(nn.Module):
 
     No bias enters before a normalisation (it would be removed by it), so `bias_ih` and `bias_hh`
     are None: the layer's input projection xw = W_ih x_t is then exactly what LN_ih normalises.
-    Runs the plain autograd loop (no hand-written BPTT yet).
+    This step is the reference; a layer runs the hand-written BPTT of rnncli/nn/bptt_ln.py where it can
+    (float32 / float64 on the CPU), with LN_hh, the gates, the cell and LN(c) in one compiled call per step.
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -40,8 +41,8 @@ class LayerNormLSTMCell(nn.Module):
     nonlinearities = ("tanh",)
     torch_kernel = None
     folds_b_hh = False  # pointwise(xw, hw, state): each matmul is normalised on its own
-    bptt_kind = None
-    bptt_gates = None
+    bptt_kind = "ln_lstm"  # hand-written BPTT in rnncli/nn/bptt_ln.py, compiled step in fused_ln.py
+    bptt_gates = ("i", "f", "g", "o")  # torch's order: layer norm sees all blocks at once
     extra_params = ("ln_ih_weight", "ln_ih_bias", "ln_hh_weight", "ln_hh_bias", "ln_c_weight", "ln_c_bias")
     ablations = ()  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
