@@ -14,7 +14,7 @@ from rnncli.nn.recurrent import Recurrent, time_mask
 from rnncli.nn.regularise import run_cell_regularised, zoneout_masks
 
 H = 3
-BPTT_CELLS = cells_where(lambda c: c.bptt_kind is not None)
+BPTT_CELLS = cells_where(lambda c: c.bptt_kind in fused_cpu.KINDS)  # lstm_family_layer's cells
 F64 = torch.float64
 
 
