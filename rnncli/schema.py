@@ -89,7 +89,7 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             "time; autograd: plain loop (reference)",
             choices=IMPLS, renamed={"fused": "bptt"},
             # only cells without a torch kernel have a path to choose (`check_model` checks the pair), and
-            # only without ablations or zoneout (they run the autograd loop)
+            # only without ablations (they run the autograd loop)
             **_and_no_ablation(_for_cells(lambda c: c.torch_kernel is None)),
         ),
         "gate_activation": Field(
@@ -121,10 +121,10 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
 
 def _and_no_ablation(applies: dict) -> dict:
     """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty
-    and model.zoneout 0 (the hand-written BPTT runs neither: those layers take the autograd loop)."""
+    (the hand-written BPTT has no ablations: those layers take the autograd loop)."""
     when = applies["when"]
-    return {"when": lambda c: when(c) and not c["model"].get("ablate") and not c["model"].get("zoneout"),
-            "when_text": applies["when_text"] + " and model.ablate is empty and model.zoneout is 0"}
+    return {"when": lambda c: when(c) and not c["model"].get("ablate"),
+            "when_text": applies["when_text"] + " and model.ablate is empty"}
 
 
 def check_recurrent(model: dict, where: Callable[..., str]) -> None:

@@ -29,6 +29,17 @@ g = 2 σ(2x) - 1 = tanh(x) (the CPU's sigmoid is ~2x cheaper than its tanh).
 Variable lengths: `mask` (T, B, 1) bool; at a padded step the state is carried unchanged and the
 step's gate gradients are zero, so the final state is each sequence's last real step.
 
+Zoneout (Krueger et al. 2017; rnncli/nn/regularise.py): `zones` (T, 2, B, H) bool, True where a unit of
+h (row 0) or c (row 1) keeps its previous value at that step (drawn afresh per step), or at evaluation
+the rate z (the expectation, s_t = z s_{t-1} + (1 - z) s_new). After each step's pointwise part:
+
+    forward                                      backward (before the step's pointwise part)
+    c_t = d_c ? c_{t-1} : c_new                  carry = d ⊙ (dh, dc);  (dh, dc) *= 1 - d
+    h_t = d_h ? h_{t-1} : o ⊙ tanh(c_new)        ... step, matmul ...;   (dh, dc) += carry
+
+c_new is kept (the output peephole saw it), the gates saw the zoned state; on the CPU in float32 the
+split is one compiled call per step (rnncli/nn/fused_cpu.py `zone_forward` / `zone_backward`).
+
 Precision: `compute_dtype` (bfloat16 / float16) is the dtype of the matmul operands only; gates,
 cell state, h and every gradient stay float32 (mixed precision).
 
@@ -67,6 +78,7 @@ def lstm_family_layer(
     cell: str, x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, weight_hh: Tensor,
     bias_ih: Tensor | None, bias_hh: Tensor | None, peepholes: tuple[Tensor, Tensor, Tensor] | None = None,
     mask: Tensor | None = None, compute_dtype: torch.dtype | None = None, h_mask: Tensor | None = None,
+    zones: Tensor | float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Run one layer and direction: x (T, B, I), h0, c0 (B, H) -> (hs (T, B, H), c_T (B, H)).
 
@@ -75,7 +87,8 @@ def lstm_family_layer(
     weight_cf, weight_co of the peephole LSTM), None for cells without. hs[t] is the state after
     step t (carried through padding when `mask` is given; multiply by the mask for zero-padded
     outputs), so hs[-1] is the final h. `h_mask` (B, H): variational recurrent dropout, the recurrent
-    matmul reads h_mask ⊙ h_{t-1} at every step (rnncli/nn/regularise.py).
+    matmul reads h_mask ⊙ h_{t-1} at every step (rnncli/nn/regularise.py). `zones`: zoneout, (T, 2, B, H)
+    bool (True: the unit of h / c keeps its previous value) or the rate at evaluation (module docstring).
     """
     spec = cell_class(cell)
     if spec.bptt_kind is None:
@@ -87,13 +100,13 @@ def lstm_family_layer(
                          f"{'none' if peepholes is None else len(peepholes)}")
     w_ci, w_cf, w_co = peepholes if peepholes is not None else (None, None, None)
     return _LSTMFamily.apply(spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                             w_ci, w_cf, w_co, mask, h_mask)
+                             w_ci, w_cf, w_co, mask, h_mask, zones)
 
 
 class _LSTMFamily(torch.autograd.Function):
     @staticmethod
     def forward(ctx, spec, compute_dtype, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh,
-                w_ci, w_cf, w_co, mask, h_mask):
+                w_ci, w_cf, w_co, mask, h_mask, zones):
         steps, batch, _ = x.shape
         hidden = weight_hh.shape[1]
         dtype = torch.promote_types(h0.dtype, torch.float32)  # state / pointwise dtype
@@ -118,6 +131,7 @@ class _LSTMFamily(torch.autograd.Function):
         cs = torch.empty_like(hs)
         tanh_c = x.new_empty((steps, batch, hidden), dtype=dtype)
         hs[0], cs[0] = h0, c0
+        c_new = cs[1:] if zones is None else torch.empty_like(tanh_c)  # c before zoneout (T, B, H)
         full = _full_steps(mask, steps)
         peep = None if w_ci is None else (torch.stack((w_ci, w_cf)).to(dtype), w_co.to(dtype))
         fused = _fused(h0, low)  # the C++ step where it can run, else the eager closure
@@ -125,11 +139,14 @@ class _LSTMFamily(torch.autograd.Function):
         recurrent = _StepMatmul(w_hh_2g, batch, low)  # h (B, H) -> h W_hh^T (B, G*H)
         views = _step_views(spec, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
-        per_step = list(zip(*views, c_t[:-1], c_t[1:], tc_t, h_t[1:]))  # views made once, not per step
+        per_step = list(zip(*views, c_t[:-1], c_new.unbind(0), tc_t, h_t[1:]))  # views made once, not per step
+        zone = None if zones is None else _zone_forward(fused, zones, hs, cs, c_new)
         for t, args in enumerate(per_step):
             a = args[0]  # (B, G*H): pre-activations, then (in place) activations
             recurrent.add_to(a, h_t[t] if h_mask is None else h_t[t] * h_mask)
             step(*args)
+            if zone is not None:
+                zone(t)
             if not full[t]:
                 keep = mask[t]  # (B, 1) True at real steps
                 h_t[t + 1].copy_(torch.where(keep, h_t[t + 1], h_t[t]))
@@ -138,12 +155,14 @@ class _LSTMFamily(torch.autograd.Function):
         ctx.peep, ctx.dtypes = peep, (x.dtype, h0.dtype, weight_ih.dtype)
         ctx.has_bias = (bias_ih is not None, bias_hh is not None)
         ctx.h_mask = None if h_mask is None else h_mask.to(dtype)
-        ctx.save_for_backward(x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm)
+        ctx.zone_rate = zones if isinstance(zones, float) else None
+        zone_masks = zones if isinstance(zones, Tensor) else None
+        ctx.save_for_backward(x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm, c_new, zone_masks)
         return hs[1:], cs[steps].clone()
 
     @staticmethod
     def backward(ctx, grad_hs, grad_c):
-        x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm = ctx.saved_tensors
+        x_mm, w_ih_mm, w_hh_mm, gates, hs, cs, tanh_c, mask, perm, c_new, zone_masks = ctx.saved_tensors
         spec, low, full, hidden, peep = ctx.spec, ctx.low, ctx.full, ctx.hidden, ctx.peep
         steps, batch, _ = gates.shape
         dtype = gates.dtype
@@ -158,21 +177,28 @@ class _LSTMFamily(torch.autograd.Function):
         c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         through = _StepMatmul(w_hh_mm.t(), batch, low)  # d (B, G*H) -> d W_hh (B, H)
+        zoned = ctx.zone_rate is not None or zone_masks is not None
+        unzone = _zone_backward(fused, zone_masks, ctx.zone_rate, dc) if zoned else None
         for t in range(steps - 1, -1, -1):
             if not full[t]:
                 keep = mask[t].to(dtype)  # (B, 1)
                 carry_h, carry_c = dh * (1 - keep), dc * (1 - keep)
                 dh, dc = dh * keep, dc * keep
+            g_prev = g_t[t - 1] if t > 0 else None  # dL/dh_{t-1} through the output
+            if unzone is not None:  # dh, dc -> the new state's share; g_prev += h's carry
+                g_prev, carry_zc = unzone(t, dh, dc, g_prev)
             step(*per_step[t], dh, dc, tmp)
             if ctx.h_mask is None:
-                dh = through.plus(d_views[0][t], g_t[t - 1] if t > 0 else None)  # dL/dh_{t-1}
+                dh = through.plus(d_views[0][t], g_prev)  # dL/dh_{t-1}
             else:  # the matmul read h_mask ⊙ h_{t-1}
                 dh = through.plus(d_views[0][t], None).mul_(ctx.h_mask)
-                dh = dh if t == 0 else dh.add_(g_t[t - 1])
+                dh = dh if g_prev is None else dh.add_(g_prev)
+            if unzone is not None:
+                dc = dc.add_(carry_zc)
             if not full[t]:
                 dh = dh + carry_h
                 dc = dc + carry_c
-        return (None, None) + _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh, dc)
+        return (None, None) + _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, c_new, perm, dh, dc)
 
 
 class _StepMatmul:
@@ -213,6 +239,53 @@ def _fused(like: Tensor, low):
     if low is not None or like.dtype != torch.float32 or like.device.type != "cpu":
         return None
     return fused_cpu.kernels()
+
+
+def _zone_forward(fused, zones, hs: Tensor, cs: Tensor, c_new: Tensor):
+    """Zoneout after step t's pointwise part: h_{t+1} = hs[t + 1] and c from c_new[t], or the
+    previous state where the mask keeps it (the expectation for a float rate). zones (T, 2, B, H)."""
+    if isinstance(zones, float):
+        def zone(t):
+            hs[t + 1].lerp_(hs[t], zones)  # (1 - z) new + z old, as regularise.zone
+            torch.lerp(c_new[t], cs[t], zones, out=cs[t + 1])
+    elif fused is not None:  # per-step views made once (indexing per step costs more than the pass)
+        per_step = list(zip(zones.contiguous().unbind(0), hs[:-1].unbind(0), hs[1:].unbind(0), cs[:-1].unbind(0),
+                            c_new.unbind(0), cs[1:].unbind(0)))
+
+        def zone(t):
+            fused.zone_forward(*per_step[t])
+    else:
+        def zone(t):
+            keep_h, keep_c = zones[t]
+            hs[t + 1].copy_(torch.where(keep_h, hs[t], hs[t + 1]))
+            torch.where(keep_c, cs[t], c_new[t], out=cs[t + 1])
+    return zone
+
+
+def _zone_backward(fused, zones: Tensor | None, rate: float | None, like: Tensor):
+    """The reverse of `_zone_forward` for step t: unzone(t, dh, dc, g_prev) scales dh, dc (B, H) in place
+    to the new state's share and returns (g_prev + h's carry, c's carry), the carries going to step t-1."""
+    if rate is not None:
+        def unzone(t, dh, dc, g_prev):
+            carry_h, carry_c = dh * rate, dc * rate
+            dh.mul_(1 - rate), dc.mul_(1 - rate)
+            return (carry_h if g_prev is None else carry_h.add_(g_prev)), carry_c
+    elif fused is not None:
+        keeps, none = zones.contiguous().unbind(0), like.new_empty(0)
+        carry_h, carry_c = torch.empty_like(like), torch.empty_like(like)  # reused: consumed within the step
+
+        def unzone(t, dh, dc, g_prev):
+            fused.zone_backward(keeps[t], dh, dc, none if g_prev is None else g_prev, carry_h, carry_c)
+            return carry_h, carry_c
+    else:
+        keeps = zones.to(like.dtype)  # (T, 2, B, H) 1 where the old value was kept
+
+        def unzone(t, dh, dc, g_prev):
+            keep_h, keep_c = keeps[t]
+            carry_h, carry_c = dh * keep_h, dc * keep_c
+            dh.sub_(carry_h), dc.sub_(carry_c)
+            return (carry_h if g_prev is None else carry_h.add_(g_prev)), carry_c
+    return unzone
 
 
 def _fused_forward(module, spec, peep):
@@ -340,8 +413,11 @@ def _backward_step(kind: str, peep):
     return step
 
 
-def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
-    """Gradients of x, h0, c0 and every weight, as single matmuls over all T*B rows."""
+def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, c_new, perm, dh0, dc0):
+    """Gradients of x, h0, c0 and every weight, as single matmuls over all T*B rows.
+
+    The input and forget peepholes saw c_{t-1} = cs[t] (the state, zoned); the output peephole saw
+    c_new[t], the step's new cell state before zoneout (= cs[t + 1] without zoneout)."""
     steps, batch, gh = d_pre.shape
     needs = ctx.needs_input_grad[2:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_ci, w_cf, w_co
     x_dtype, h_dtype, w_dtype = ctx.dtypes
@@ -372,11 +448,11 @@ def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, perm, dh0, dc0):
         d_i, d_f, d_o = d_pre[..., :h], d_pre[..., h:2 * h], d_pre[..., 3 * h:]  # memory i f g o
         peep_grads = tuple(
             (dg * c).sum((0, 1)).to(w_dtype)
-            for dg, c in ((d_i, cs[:steps]), (d_f, cs[:steps]), (d_o, cs[1:]))
+            for dg, c in ((d_i, cs[:steps]), (d_f, cs[:steps]), (d_o, c_new))
         )
     grads = (dx, dh0.to(h_dtype) if needs[1] else None, dc0.to(h_dtype) if needs[2] else None,
              dw_ih, dw_hh, db if ctx.has_bias[0] else None, db if ctx.has_bias[1] else None)
-    return grads + peep_grads + (None, None)  # mask, h_mask
+    return grads + peep_grads + (None, None, None)  # mask, h_mask, zones
 
 
 def _combined_bias(bias_ih: Tensor | None, bias_hh: Tensor | None, like: Tensor) -> Tensor | None:

@@ -12,6 +12,10 @@ argument is its index in `KINDS`) and `bptt_gates` is the order of the gate bloc
 lstm [i f o g], peephole [i f g o], cifg [f o g] (see bptt.py). The forward receives
 pre-activations with the g block doubled and writes the activations back in place
 (g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
+
+Zoneout (any kind) is one more call per step on each side: `zone_forward` picks each unit of h and c
+from the previous state or the step's new values, `zone_backward` splits dh, dc into the new state's
+share and the carry to the previous step (bptt.py `_zone_forward` / `_zone_backward`).
 """
 from __future__ import annotations
 
@@ -29,7 +33,11 @@ _SOURCE = r"""
 #include <ATen/Parallel.h>
 #include <cmath>
 
-static inline float sig(float x) { return 1.f / (1.f + std::exp(-x)); }
+// Arguments clamped where the result is already exact in float32: under -ffast-math (finite-math-only)
+// exp(-x) may overflow and tanh(x) for large x may come out NaN instead of 0 / +-1; a peephole LSTM's
+// cell state on a char-LM reached that range within 33 steps (loss NaN) while the eager step trained.
+static inline float sig(float x) { return 1.f / (1.f + std::exp(-std::fmin(std::fmax(x, -60.f), 60.f))); }
+static inline float safe_tanh(float x) { return std::tanh(std::fmin(std::fmax(x, -15.f), 15.f)); }
 
 // a (B, ld) gate rows, in place: pre-activations -> activations; c_prev, c, tanh_c, h (B, H).
 void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Tensor c,
@@ -55,7 +63,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
         for (int64_t k = 0; k < H; ++k) {
           float i = sig(r[k]), f = sig(r[H + k]), o = sig(r[2 * H + k]);
           float g = 2.f * sig(r[3 * H + k]) - 1.f;
-          float cn = f * cp[k] + i * g, t = std::tanh(cn);
+          float cn = f * cp[k] + i * g, t = safe_tanh(cn);
           r[k] = i; r[H + k] = f; r[2 * H + k] = o; r[3 * H + k] = g;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }
@@ -65,7 +73,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
           float i = sig(r[k] + WI[k] * cp[k]), f = sig(r[H + k] + WI[H + k] * cp[k]);
           float g = 2.f * sig(r[2 * H + k]) - 1.f;
           float cn = f * cp[k] + i * g;
-          float o = sig(r[3 * H + k] + WO[k] * cn), t = std::tanh(cn);
+          float o = sig(r[3 * H + k] + WO[k] * cn), t = safe_tanh(cn);
           r[k] = i; r[H + k] = f; r[2 * H + k] = g; r[3 * H + k] = o;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }
@@ -73,7 +81,7 @@ void forward_step(int64_t kind, torch::Tensor a, torch::Tensor c_prev, torch::Te
         #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           float f = sig(r[k]), o = sig(r[H + k]), g = 2.f * sig(r[2 * H + k]) - 1.f;
-          float cn = g + f * (cp[k] - g), t = std::tanh(cn);
+          float cn = g + f * (cp[k] - g), t = safe_tanh(cn);
           r[k] = f; r[H + k] = o; r[2 * H + k] = g;
           cc[k] = cn; tc[k] = t; hh[k] = o * t;
         }
@@ -140,6 +148,46 @@ void backward_step(int64_t kind, torch::Tensor a, torch::Tensor d, torch::Tensor
     }
   });
 }
+
+// Zoneout, keep (2, B, H) bool (row 0: h, row 1: c; true = keep the previous value); all (B, H).
+// h (in: the step's new h, out: zoned); c (out) from c_prev or c_new.
+void zone_forward(torch::Tensor keep, torch::Tensor h_prev, torch::Tensor h, torch::Tensor c_prev,
+                  torch::Tensor c_new, torch::Tensor c) {
+  TORCH_CHECK(keep.is_contiguous() && h_prev.is_contiguous() && h.is_contiguous() &&
+              c_prev.is_contiguous() && c_new.is_contiguous() && c.is_contiguous(), "zone_forward: layout");
+  const int64_t n = h.numel();
+  const bool* KH = keep.data_ptr<bool>();
+  const bool* KC = KH + n;
+  const float *HP = h_prev.data_ptr<float>(), *CP = c_prev.data_ptr<float>(), *CN = c_new.data_ptr<float>();
+  float *HO = h.data_ptr<float>(), *C = c.data_ptr<float>();
+  #pragma omp simd
+  for (int64_t k = 0; k < n; ++k) {
+    HO[k] = KH[k] ? HP[k] : HO[k];
+    C[k] = KC[k] ? CP[k] : CN[k];
+  }
+}
+
+// dh, dc in: dL/dh_t, dL/dc_t; out: the new values' share (0 where kept). carry_h = kept dh (+ g_prev,
+// dL/dh_{t-1} from the output, when given), carry_c = kept dc: what flows straight to step t-1.
+void zone_backward(torch::Tensor keep, torch::Tensor dh, torch::Tensor dc, torch::Tensor g_prev,
+                   torch::Tensor carry_h, torch::Tensor carry_c) {
+  TORCH_CHECK(keep.is_contiguous() && dh.is_contiguous() && dc.is_contiguous() && carry_h.is_contiguous() &&
+              carry_c.is_contiguous() && (g_prev.numel() == 0 || g_prev.is_contiguous()), "zone_backward: layout");
+  const int64_t n = dh.numel();
+  const bool* KH = keep.data_ptr<bool>();
+  const bool* KC = KH + n;
+  float *DH = dh.data_ptr<float>(), *DC = dc.data_ptr<float>();
+  float *CH = carry_h.data_ptr<float>(), *CC = carry_c.data_ptr<float>();
+  const float* G = g_prev.numel() ? g_prev.data_ptr<float>() : nullptr;
+  #pragma omp simd
+  for (int64_t k = 0; k < n; ++k) {
+    float x = DH[k], y = DC[k];
+    CH[k] = (KH[k] ? x : 0.f) + (G ? G[k] : 0.f);
+    DH[k] = KH[k] ? 0.f : x;
+    CC[k] = KC[k] ? y : 0.f;
+    DC[k] = KC[k] ? 0.f : y;
+  }
+}
 """
 
 _cache: dict = {}
@@ -163,7 +211,8 @@ def notifying(say: Callable[[str], None]):
 
 
 def kernels():
-    """The compiled module (forward_step, backward_step), or None where it cannot be had."""
+    """The compiled module (forward_step, backward_step, zone_forward, zone_backward), or None where it
+    cannot be had."""
     if "module" in _cache:
         return _cache["module"]
     module = None
@@ -197,8 +246,8 @@ def _build():
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
                     "~/.cache/torch_extensions)...")
     started = time.perf_counter()
-    module = load_inline(name, cpp_sources=_SOURCE,
-                         functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+    functions = ["forward_step", "backward_step", "zone_forward", "zone_backward"]
+    module = load_inline(name, cpp_sources=_SOURCE, functions=functions, extra_cflags=flags, verbose=False)
     if compiling:
         _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
     return module

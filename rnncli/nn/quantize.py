@@ -33,7 +33,7 @@ from rnncli.nn.stepper import input_projection, make_layer
 DYNAMIC_KERNELS = (nn.LSTM, nn.GRU)  # torch kernels that quantize_dynamic turns into int8 modules
 _DELEGATED = ("cell", "cell_class", "impl", "nonlinearity", "input_size", "hidden_size", "num_layers",
               "bidirectional", "batch_first", "dropout", "num_directions", "output_size", "default_activations",
-              "zoneout", "bptt_kind")
+              "zoneout", "bptt_kind", "state_kind")
 
 
 def _quiet_quantize_dynamic(module: nn.Module, types: set) -> nn.Module:

@@ -24,9 +24,10 @@
                      pointwise work than T small steps, and the CPU gains little from parallel time
     gate_activation / activation other than sigmoid / tanh (rnncli/nn/activations.py): the autograd loop
     ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
-    recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; recurrent
-                     dropout keeps the hand-written BPTT, zoneout runs the autograd loop; neither
-                     applies to scan cells (their step does not read h_{t-1} through a matmul)
+    recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; both run
+                     inside the hand-written BPTT (masks drawn here, applied in its step), else the
+                     autograd loop; neither applies to scan cells (their step does not read h_{t-1}
+                     through a matmul)
     (impl='fused', the old name of 'auto', still works with a FutureWarning)
 
 Every path shares one contract:
@@ -105,16 +106,19 @@ class Recurrent(nn.Module):
         _check_sizes(input_size, hidden_size, num_layers, dropout)
         check_regularisers(cell, recurrent_dropout, zoneout)
         self.ablate = check_ablate(cell, ablate)
+        # full gate recurrence carries the gates in the state (rnncli/nn/cells/ablation.py)
+        self.state_kind = "hc+gates" if "full_gate_recurrence" in self.ablate else spec.state_kind
         self.recurrent_dropout, self.zoneout = recurrent_dropout, zoneout
         self.default_activations = is_default(gate_activation, activation)  # else no kernel computes them
-        switches = [f"ablate={list(self.ablate)}"] if self.ablate else []
-        switches += [f"zoneout={zoneout}"] if zoneout else []  # what the hand-written BPTT cannot run
-        impl = check_impl(cell, impl, self.default_activations, switches,
-                           own_cells=bool(switches or recurrent_dropout))
+        switches = [f"ablate={list(self.ablate)}"] if self.ablate else []  # what the hand-written BPTT cannot run
+        if zoneout and spec.bptt_kind in bptt_ln.KINDS:  # the layer-normalised BPTT has no zoneout
+            switches.append(f"zoneout={zoneout}")
+        regularised = bool(recurrent_dropout or zoneout)  # torch's kernels have neither
+        impl = check_impl(cell, impl, self.default_activations, switches, own_cells=bool(switches) or regularised)
         # torch's kernel, or None: our cells (custom cells, and any cell with a switch torch lacks)
-        plain = not (switches or recurrent_dropout) and self.default_activations
+        plain = not (switches or regularised) and self.default_activations
         self.torch_kernel = spec.torch_kernel if plain else None
-        # the hand-written BPTT's equations (sigmoid gates and tanh, no ablation, no zoneout), or None
+        # the hand-written BPTT's equations (sigmoid gates and tanh, no ablation), or None
         self.bptt_kind = spec.bptt_kind if not switches and self.default_activations else None
         self.cell, self.impl, self.nonlinearity = cell, impl, nonlinearity
         self.gate_activation, self.activation = gate_activation, activation
@@ -139,11 +143,12 @@ class Recurrent(nn.Module):
         init_recurrent_(self, cell, hidden_size, recurrent_init, input_init, forget_bias)
 
     def initial_state(self, batch_size: int, device=None, dtype=None) -> State:
-        """All-zeros state: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc'."""
+        """All-zeros state: h (L*D, B, H), or (h, c) for cells whose state_kind is 'hc' ((h, c, i, f, o)
+        with full gate recurrence)."""
         ref = next(self.parameters())
         shape = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         device = ref.device if device is None else device
-        return zero_state(self.cell_class.state_kind, shape, device, ref.dtype if dtype is None else dtype)
+        return zero_state(self.state_kind, shape, device, ref.dtype if dtype is None else dtype)
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: State | None = None
@@ -200,8 +205,8 @@ class Recurrent(nn.Module):
         low_name = None if low is None else str(low).replace("torch.", "")  # e.g. bfloat16
         if spec.torch_kernel is None:
             why = "custom cell: no torch kernel"
-        elif self.recurrent_dropout:
-            why = f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none"
+        elif self.recurrent_dropout or self.zoneout:
+            why = f"{self._regularisers()}: nn.{spec.torch_kernel.__name__} has none"
         elif self.impl == "bptt":
             why = "impl='bptt'"
         else:
@@ -210,8 +215,8 @@ class Recurrent(nn.Module):
             why += f"; {low_name} matmuls, fp32 cell state"
         elif device_type == "cpu":  # float32 on the CPU: compiled pointwise steps if available
             why += "; fused C++ steps" if fused_cpu.kernels() is not None else "; eager steps (no C++ kernels)"
-        if self.recurrent_dropout and spec.torch_kernel is None:
-            why += "; model.recurrent_dropout inside it"
+        if (self.recurrent_dropout or self.zoneout) and spec.torch_kernel is None:
+            why += f"; {self._regularisers()} inside it"
         return [(layers, "hand-written BPTT (rnncli.nn.bptt)", why)]
 
     def _why_autograd(self, device_type: str = "cpu") -> str:
@@ -225,13 +230,18 @@ class Recurrent(nn.Module):
         if not self.default_activations:
             why.append(f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel "
                        f"computes them, so the cell's own step")
-        if self.ablate or self.zoneout:
-            why.append("model.ablate / model.zoneout: the hand-written BPTT has neither")
+        if self.ablate:
+            why.append("model.ablate: the hand-written BPTT has no ablations")
         if not why and self.bptt_kind in bptt_ln.KINDS:
             why.append(f"the layer-normalised BPTT cannot run here: {self._ln_unavailable(device_type)}")
         if not why and spec.torch_kernel is not None:
-            why.append(f"model.recurrent_dropout: nn.{spec.torch_kernel.__name__} has none")
+            why.append(f"{self._regularisers()}: nn.{spec.torch_kernel.__name__} has none")
         return "; ".join(why) or "custom cell without a hand-written BPTT"
+
+    def _regularisers(self) -> str:
+        """The recurrent regularisers set, as config keys ('model.zoneout', ...)."""
+        keys = [key for key, rate in (("recurrent_dropout", self.recurrent_dropout), ("zoneout", self.zoneout)) if rate]
+        return " and ".join(f"model.{key}" for key in keys)
 
     def layer_weights(self, k: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
         """Row k's (weight_ih (G*H, I), weight_hh (G*H, H), bias_ih, bias_hh), torch's gate order.
@@ -302,17 +312,19 @@ class Recurrent(nn.Module):
         """Layer/direction k over x (T, B, I) on `path`, with this call's recurrent dropout / zoneout
         masks (rnncli/nn/regularise.py); same contract as `run_cell`."""
         h_mask = dropout_mask(hidden(state), self.recurrent_dropout, self.training)  # (B, H) or None
-        if path == "bptt":
-            return self._run_bptt(k, x, state, mask, h_mask)
+        if self.state_kind == "hc+gates" and len(state) == 2:  # a plain (h, c): the gates start at zero
+            state = tuple(state) + tuple(torch.zeros_like(state[0]) for _ in range(3))
         if path == "scan":  # scan cells take neither regulariser (check_regularisers)
             return run_scan(self.cells[k], x, state, mask)
-        if h_mask is None and not self.zoneout:
+        zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)  # (T, S, B, H), z or None
+        if path == "bptt":
+            return self._run_bptt(k, x, state, mask, h_mask, zones)
+        if h_mask is None and zones is None:
             return run_cell(self.cells[k], x, state, mask)
-        zones = zoneout_masks(x.shape[0], state, self.zoneout, self.training)
         return run_cell_regularised(self.cells[k], self.cell_class.folds_b_hh, x, state, mask, h_mask, zones)
 
     def _run_bptt(self, k: int, x: Tensor, state: State, mask: Tensor | None,
-                  h_mask: Tensor | None = None) -> tuple[Tensor, State]:
+                  h_mask: Tensor | None = None, zones: Tensor | float | None = None) -> tuple[Tensor, State]:
         """Layer/direction k on the hand-written path; same contract as `run_cell`."""
         low = autocast_dtype(x.device.type)
         names = self.cell_class.extra_params  # e.g. the peepholes, which only our cells hold
@@ -323,7 +335,7 @@ class Recurrent(nn.Module):
             return (hs if mask is None else hs * mask), final
         with torch.autocast(x.device.type, enabled=False):
             hs, c = lstm_family_layer(self.cell, x, *state, *self.layer_weights(k), extra, mask=mask,
-                                      compute_dtype=low, h_mask=h_mask)
+                                      compute_dtype=low, h_mask=h_mask, zones=zones)
         return (hs if mask is None else hs * mask), (hs[-1], c)
 
     def extra_repr(self) -> str:

@@ -6,7 +6,8 @@ State is explicit (passed in, returned, never stored on a module) and has one of
     layer-level   h (L*D, B, H)     or (h, c)   what `Recurrent` takes and returns, row layer*D + direction
     per layer     (state_0, state_1, ...)       what `Stepper` steps: one step-level state per layer
 
-The second form, (h, c), belongs to cells whose class says `state_kind = "hc"` (rnncli/nn/cells/).
+The second form, (h, c), belongs to cells whose class says `state_kind = "hc"` (rnncli/nn/cells/);
+an LSTM with full gate recurrence (cells/ablation.py, kind "hc+gates") carries (h, c, i, f, o).
 
 Padding: a batch of sequences of `lengths` padded to T steps has a mask that is True at real steps:
 
@@ -20,14 +21,15 @@ from typing import Union
 import torch
 from torch import Tensor
 
-State = Union[Tensor, tuple[Tensor, Tensor]]  # h, or (h, c)
+State = Union[Tensor, tuple[Tensor, ...]]  # h, or (h, c), or (h, c, i, f, o)
 StepState = tuple[State, ...]  # one step-level State per layer, bottom first
 
 
 def zero_state(state_kind: str, shape: tuple[int, ...], device=None, dtype=None) -> State:
-    """All zeros of `shape`: h, or (h, c) when state_kind is 'hc'."""
+    """All zeros of `shape`: h, or (h, c) when state_kind is 'hc', (h, c, i, f, o) for 'hc+gates'."""
     h = torch.zeros(shape, device=device, dtype=dtype)
-    return (h, torch.zeros_like(h)) if state_kind == "hc" else h
+    parts = {"hc": 2, "hc+gates": 5}.get(state_kind)
+    return h if parts is None else (h,) + tuple(torch.zeros_like(h) for _ in range(parts - 1))
 
 
 def hidden(state: State) -> Tensor:

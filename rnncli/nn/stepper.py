@@ -66,7 +66,7 @@ class Stepper:
         self.int8 = recurrent.int8 if int8 is None else int8
         fixed = Int8Weight if self.int8 else _fixed
         self.cell, self.hidden_size = recurrent.cell, recurrent.hidden_size
-        self.state_kind = recurrent.cell_class.state_kind
+        self.state_kind = recurrent.state_kind  # the cell's, or "hc+gates" (full gate recurrence)
         self.zoneout = float(recurrent.zoneout)  # evaluation's zoneout: s = z s_prev + (1 - z) step (regularise.py)
         ref = next(recurrent.parameters())
         self.device, self.dtype = ref.device, ref.dtype

@@ -10,12 +10,18 @@ runs any allowed set of them over the base cell's own parameters and gate layout
     no_input_activation    g_t = z_g  (no tanh)        (NIAF)
     no_output_activation   h_t = o_t ⊙ c_t  (no tanh)  (NOAF)
     no_peepholes           peephole_lstm without w_ci, w_cf, w_co   (NP; = lstm's equations)
+    full_gate_recurrence   i, f, o also read the previous step's i, f, o   (FGR; lstm, peephole_lstm)
+
+Full gate recurrence adds Greff's nine recurrent matrices R_{a<-b} (a, b in i, f, o) as one parameter
+`weight_fgr` (3H, 3H): rows the pre-activations of i, f, o, columns i_{t-1}, f_{t-1}, o_{t-1}.
+It starts at zero (the layer begins as the unablated cell and learns the gate recurrence), and
+the state carries the gates: (h, c, i, f, o), each (B, H), state kind "hc+gates" (zeros at the
+start, like h0). A plain (h, c) state, e.g. from a seq2seq bridge, starts them at zero.
 
 A removed gate's rows stay in weight_ih / weight_hh / the biases (the layout is the base cell's,
 so weights copy between ablations and into nn.LSTM) but get no gradient; a removed gate's peephole
 is not a parameter. With no ablation the layer keeps the base cell itself (and nn.LSTM for lstm):
-`model.ablate: []` is bit for bit what it was. Greff's eighth variant, full gate recurrence (FGR),
-needs the previous step's gates in the recurrent state and is not offered.
+`model.ablate: []` is bit for bit what it was.
 
 Ablated layers run the plain autograd loop (the fast-path report says so): the hand-written BPTT
 and the compiled step know only the unablated equations.
@@ -28,6 +34,8 @@ from torch import Tensor, nn
 
 from rnncli.nn.activations import ACTIVATIONS, GATE_ACTIVATIONS, activations_repr
 from rnncli.nn.cells.catalog import ABLATIONS
+
+FGR_GATES = ("i", "f", "o")  # full gate recurrence: the gates that read (and are read) at t-1
 GATE_OF = {"no_input_gate": "i", "no_forget_gate": "f", "no_output_gate": "o"}
 _LABELS = {"i": "input i", "f": "forget f", "o": "output o"}
 
@@ -47,7 +55,8 @@ class AblatedLSTMCell(nn.Module):
 
     z = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh (B, G*H), blocks in the base cell's `gate_names`;
     peephole terms only for a base with peepholes and without no_peepholes. Same parameter names,
-    shapes and state (h, c) as the base cell.
+    shapes and state (h, c) as the base cell. With full_gate_recurrence, z_i, z_f, z_o also get
+    weight_fgr [i_{t-1}, f_{t-1}, o_{t-1}] and the state is (h, c, i, f, o) (a removed gate: 1).
     """
 
     state_kind = "hc"
@@ -63,6 +72,10 @@ class AblatedLSTMCell(nn.Module):
         self.weight_ih, self.weight_hh = plain.weight_ih, plain.weight_hh
         self.bias_ih, self.bias_hh = plain.bias_ih, plain.bias_hh
         self.removed = {GATE_OF[a] for a in self.ablate if a in GATE_OF}  # gates fixed at 1
+        self.fgr = "full_gate_recurrence" in self.ablate
+        if self.fgr:  # (3H, 3H): [z_i z_f z_o] += weight_fgr [i f o]_{t-1}; zeros = the unablated cell
+            self.state_kind = "hc+gates"
+            self.weight_fgr = nn.Parameter(torch.zeros(3 * hidden_size, 3 * hidden_size))
         self.peep = {}  # gate -> its peephole parameter name, for the peepholes kept
         if "no_peepholes" not in self.ablate:
             for name in base.extra_params:  # weight_ci, weight_cf, weight_co
@@ -71,8 +84,8 @@ class AblatedLSTMCell(nn.Module):
                     setattr(self, name, getattr(plain, name))
                     self.peep[gate] = name
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        """x (B, I), (h, c) each (B, H) or None -> new (h, c)."""
+    def forward(self, x: Tensor, state: tuple[Tensor, ...] | None = None) -> tuple[Tensor, ...]:
+        """x (B, I), (h, c) [+ (i, f, o) with full_gate_recurrence] each (B, H) or None -> new state."""
         if state is None:
             h = x.new_zeros(x.shape[0], self.hidden_size)
             state = (h, h)
@@ -82,15 +95,22 @@ class AblatedLSTMCell(nn.Module):
         """xw = W_ih x_t + b_ih (B, G*H), (h, c) -> new (h, c)."""
         return self.pointwise(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
 
-    def pointwise(self, pre: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """Everything after the matmuls: pre = z (B, G*H) -> (h, c)."""
-        c, gates = self._gates(pre, state[1])
+    def pointwise(self, pre: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """Everything after the matmuls: pre = z (B, G*H) -> (h, c) [+ (i, f, o)]."""
+        c, gates = self._gates(pre, state)
         h = c if "no_output_activation" in self.ablate else self.act(c)
-        return (h if gates["o"] is None else gates["o"] * h), c
+        h = h if gates["o"] is None else gates["o"] * h
+        if not self.fgr:
+            return h, c
+        return (h, c) + tuple(c.new_ones(()).expand_as(c) if gates[g] is None else gates[g] for g in FGR_GATES)
 
-    def _gates(self, pre: Tensor, c_prev: Tensor) -> tuple[Tensor, dict[str, Tensor | None]]:
+    def _gates(self, pre: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, dict[str, Tensor | None]]:
         """(c_t, {gate: activation (B, H), or None where the gate is 1})."""
+        c_prev = state[1]
         z = dict(zip(self.base.gate_names, pre.chunk(self.base.num_gates, 1)))  # each (B, H)
+        if self.fgr and len(state) > 2:  # a plain (h, c) state: the previous gates are zero
+            recurrent = F.linear(torch.cat(state[2:], 1), self.weight_fgr).chunk(3, 1)  # (B, 3H) -> 3 x (B, H)
+            z.update({g: z[g] + r for g, r in zip(FGR_GATES, recurrent)})
         gates: dict[str, Tensor | None] = {"f": self._sigmoid(z, "f", c_prev)}
         gates["i"] = self._sigmoid(z, "i", c_prev) if "i" in z else 1.0 - gates["f"]
         g = z["g"] if "no_input_activation" in self.ablate else self.act(z["g"])
@@ -109,7 +129,7 @@ class AblatedLSTMCell(nn.Module):
 
     def gate_activations(self, xw: Tensor, state: tuple[Tensor, Tensor], new_state) -> dict[str, Tensor]:
         """The sigmoid gates still present, each (B, H) (a removed gate is 1, not listed)."""
-        _, gates = self._gates(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state[1])
+        _, gates = self._gates(xw + F.linear(state[0], self.weight_hh, self.bias_hh), state)
         out = {_LABELS[g]: gates[g] for g in ("i", "f", "o") if gates[g] is not None and g in self.base.gate_names}
         if "i" not in self.base.gate_names:  # cifg: i = 1 - f, listed under f as the base cell does
             out = {("forget f (i = 1 - f)" if k == "forget f" else k): v for k, v in out.items()}

@@ -18,8 +18,8 @@ from typing import Callable
 
 # Greff et al.'s ablations (rnncli/nn/cells/ablation.py), in the order they are applied and listed
 ABLATIONS = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
-             "no_output_activation", "no_peepholes")
-_LSTM_ABLATIONS = ABLATIONS[:5]
+             "no_output_activation", "no_peepholes", "full_gate_recurrence")
+_LSTM_ABLATIONS = ABLATIONS[:5] + ABLATIONS[6:]
 
 
 @dataclass(frozen=True)

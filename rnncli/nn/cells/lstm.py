@@ -42,7 +42,7 @@ class LSTMCell(nn.Module):
     bptt_gates = ("i", "f", "o", "g")
     extra_params = ()
     ablations = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
-                 "no_output_activation")  # Greff et al.'s switches (cells/ablation.py)
+                 "no_output_activation", "full_gate_recurrence")  # Greff et al.'s switches (cells/ablation.py)
     sequence_kind = "loop"
     configurable_activations = True
 

@@ -46,7 +46,7 @@ class PeepholeLSTMCell(nn.Module):
     bptt_gates = ("i", "f", "g", "o")
     extra_params = ("weight_ci", "weight_cf", "weight_co")
     ablations = ("no_input_gate", "no_forget_gate", "no_output_gate", "no_input_activation",
-                 "no_output_activation", "no_peepholes")  # Greff et al.'s switches (cells/ablation.py)
+                 "no_output_activation", "no_peepholes", "full_gate_recurrence")  # Greff et al. (cells/ablation.py)
     sequence_kind = "loop"
     configurable_activations = True
 

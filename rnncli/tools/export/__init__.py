@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 
 from rnncli import api
-from rnncli.errors import ArgumentError, RnncliError
+from rnncli.errors import ArgumentError, RnncliError, RunError
+from rnncli.nn.recurrent import Recurrent
 from rnncli.tools.export import backends, graphs, sidecar
 from rnncli.tools.export.backends import FORMATS, MissingExtra
 
@@ -75,6 +76,9 @@ def export(run_dir: str, fmt: str = "onnx", output: str | None = None, int8: boo
     """
     _check_arguments(fmt, int8, tolerance)
     cfg, task, ckpt = api.load_run(run_dir, which, device="cpu")
+    if any(isinstance(m, Recurrent) and m.state_kind == "hc+gates" for m in task.model.modules()):
+        raise RunError(f"{run_dir}: model.ablate full_gate_recurrence carries the gates in the recurrent state; "
+                       f"export handles (h, c) states only, so this run cannot be exported yet")
     out_dir = Path(output) if output is not None else default_output(run_dir, fmt)
     return export_task(cfg, task, fmt, out_dir, str(run_dir), ckpt["trainer"]["step"], tolerance)
 
