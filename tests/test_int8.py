@@ -74,13 +74,17 @@ def test_int8_stepper_steps_close_to_fp32(cell):
     assert torch.allclose(h, h8, atol=0.05)
 
 
-def test_quantize_swaps_every_linear():
+def test_quantize_swaps_every_large_linear_and_keeps_small_ones_fp32():
     from rnncli.models.char_lm import CharLM
+    from rnncli.nn.quantize import SMALL_LINEAR
 
     model = CharLM(vocab_size=12, embedding_dim=4, cell="lstm", hidden_size=8, num_layers=1)
     counts = int8_modules(quantize(model))
-    assert counts["QuantizedRecurrent"] == 1 and counts["Linear"] == 1 and counts["LSTM"] == 1
+    assert counts["QuantizedRecurrent"] == 1 and counts["LSTM"] == 1 and "Linear" not in counts  # 12 x 8 head
     assert int8_modules(model) == {}
+    big = CharLM(vocab_size=SMALL_LINEAR // 16, embedding_dim=4, cell="lstm", hidden_size=16, num_layers=1)
+    assert int8_modules(quantize(big))["Linear"] == 1  # SMALL_LINEAR weights: quantized, per row
+    assert quantize(big).head.weight().qscheme() == torch.per_channel_affine
 
 
 # --------------------------------------------------------------------------- through the API and CLI

@@ -12,6 +12,9 @@ argument is its index in `KINDS`) and `bptt_gates` is the order of the gate bloc
 lstm [i f o g], peephole [i f g o], cifg [f o g] (see bptt.py). The forward receives
 pre-activations with the g block doubled and writes the activations back in place
 (g = 2 sigma(2x) - 1 = tanh(x)); the backward reads them.
+
+The same extension carries the int8 inference kernels (`int8_linear`, `int8_lstm_step`), whose
+source lives in rnncli/nn/int8_kernels.py: one build, one cache entry.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import sys
 import time
 from contextlib import contextmanager
 from typing import Callable
+
+from rnncli.nn import int8_kernels
 
 KINDS = ("lstm", "peephole", "cifg")  # the C++ `kind` 0, 1, 2: the cells' bptt_kind values
 
@@ -191,14 +196,15 @@ def _build():
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     # keyed by the source: checkouts with different kernels never rebuild (or lock) each other's cache
-    name = "rnncli_fused_cpu_" + hashlib.sha256((_SOURCE + " ".join(flags)).encode()).hexdigest()[:12]
+    source = _SOURCE + int8_kernels.SOURCE  # + the int8 inference kernels (rnncli/nn/int8_kernels.py)
+    name = "rnncli_fused_cpu_" + hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:12]
     compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
     if compiling:
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
                     "~/.cache/torch_extensions)...")
     started = time.perf_counter()
-    module = load_inline(name, cpp_sources=_SOURCE,
-                         functions=["forward_step", "backward_step"], extra_cflags=flags, verbose=False)
+    module = load_inline(name, cpp_sources=source, functions=["forward_step", "backward_step", *int8_kernels.FUNCTIONS],
+                         extra_cflags=flags, verbose=False)
     if compiling:
         _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
     return module
