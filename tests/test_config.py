@@ -1,5 +1,6 @@
 """Strict config validation: every error names the key, the file:line and what is allowed."""
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,16 @@ def test_every_shipped_config_loads(path):
     cfg = load_config(REPO / path)
     assert cfg["task"] and cfg["model"]["cell"]
     assert yaml.safe_load((REPO / path).read_text())  # not empty
+
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data")
+@pytest.mark.parametrize("path", sorted(p.relative_to(REPO) for p in (REPO / "configs").rglob("*.yaml")), ids=str)
+def test_shipped_config_paths_resolve_from_the_configs_folder(path, tmp_path, monkeypatch):
+    """From any directory, with no fallback to the current one (which would warn)."""
+    monkeypatch.chdir(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(REPO / path, check_files=True)
