@@ -117,3 +117,23 @@ def test_int8_through_api_and_cli(runs):
     assert result.exit_code == 0 and len(json.loads(result.stdout)["tags"]) == 5
     result = CliRunner().invoke(app, ["generate", str(runs["s2s"]), "--prompt", "go .", "--int8"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", ["cls", "s2s"])
+def test_int8_eval_of_the_other_trained_tasks(runs, name):
+    from rnncli import api
+
+    fp32, int8 = (api.evaluate(str(runs[name]), "val", int8=flag) for flag in (False, True))
+    assert int8["int8"] is True and set(int8) == set(fp32) | {"int8"}
+
+
+@pytest.mark.parametrize("task", ["adding", "copy_memory"])
+def test_int8_eval_of_the_synthetic_tasks(task, tmp_path):
+    from export_helpers import build_task
+
+    _, built = build_task(tmp_path, task, "lstm")
+    built.load_data(None)  # the evaluation splits, as `rnncli eval` loads them
+    fp32 = built.evaluate("val")
+    built.model = quantize(built.model)
+    int8 = built.evaluate("val")
+    assert set(int8) == set(fp32) and int8_modules(built.model)["QuantizedRecurrent"] == 1
