@@ -6,7 +6,8 @@ a shared machine hit both alike):
 
     generate  fp32   `rnncli.tasks.char_lm.generate` as `rnncli generate` runs it (the fp32 Stepper)
               int8   the same on `rnncli.nn.quantize.quantize(model)` (`rnncli generate --int8`):
-                     the Stepper on int8 weights, the head an int8 Linear
+                     the Stepper on int8 weights, each LSTM-family layer step one call of
+                     rnncli/nn/int8_kernels.py's int8_lstm_step; the (small) head stays fp32
     forward   fp32 / int8: the whole model over a (--batch, --seq) batch of ids, as eval/predict do
 
 The table shows median chars/s (tokens/s for forward) and the median of the per-round ratios;

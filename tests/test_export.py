@@ -110,13 +110,37 @@ def test_a_graph_that_differs_is_refused_and_nothing_is_written(tmp_path, monkey
 def test_bad_arguments_and_a_missing_extra_are_one_line_errors(tmp_path, monkeypatch):
     result = runner.invoke(app, ["export", str(tmp_path), "--format", "tflite"])
     assert result.exit_code == 1 and "--format must be one of onnx, torchscript (got 'tflite')" in result.output
-    result = runner.invoke(app, ["export", str(tmp_path), "--int8"])
-    assert result.exit_code == 1 and "--int8 is not supported by export yet" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path), "--int8", "--format", "torchscript"])
+    assert result.exit_code == 1 and "--int8 applies to the onnx format only (got format 'torchscript')" in result.output
     real = backends.importlib.util.find_spec
     monkeypatch.setattr(backends.importlib.util, "find_spec", lambda n: None if n == "onnxruntime" else real(n))
     result = runner.invoke(app, ["export", str(tmp_path)])
     assert result.exit_code == 1
     assert result.output.strip() == "error: the onnx format needs onnxruntime: pip install 'rnncli[export]'"
+
+
+@pytest.mark.parametrize("task, cell", [("char_lm", "lstm"), ("ner", "peephole_lstm"), ("seq2seq", "gru")])
+def test_int8_onnx_export_has_int8_weights_and_stays_close(task, cell, tmp_path):
+    import onnx
+
+    cfg, built = build_task(tmp_path, task, cell, hidden_size=16)
+    result = ex.export_task(cfg, built, "onnx", tmp_path / "out", int8=True)
+    assert result["int8"] and result["tolerance"] == ex.INT8_TOLERANCE
+    meta = json.loads((tmp_path / "out" / ex.SIDECAR).read_text())["parity"]
+    for name, diff in result["parity"].items():
+        assert 0 < diff <= ex.INT8_TOLERANCE  # quantized: not equal to fp32, but close
+        assert meta[name]["fp32"]["max_abs_diff"] <= ex.TOLERANCE  # the fp32 graph passed first
+        graph = onnx.load(str(tmp_path / "out" / f"{name}.onnx"))
+        ints = [t for t in graph.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert ints, f"{name}: no int8 weights in the graph"
+
+
+def test_int8_export_refuses_above_its_tolerance(tmp_path, monkeypatch):
+    cfg, built = build_task(tmp_path, "classify", "lstm")
+    monkeypatch.setattr(ex, "INT8_TOLERANCE", 1e-9)
+    with pytest.raises(ex.ParityError, match=r"the int8 onnx graph differs .* by relative .*nothing was written"):
+        ex.export_task(cfg, built, "onnx", tmp_path / "out", int8=True)
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- a trained char-LM

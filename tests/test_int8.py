@@ -74,13 +74,17 @@ def test_int8_stepper_steps_close_to_fp32(cell):
     assert torch.allclose(h, h8, atol=0.05)
 
 
-def test_quantize_swaps_every_linear():
+def test_quantize_swaps_every_large_linear_and_keeps_small_ones_fp32():
     from rnncli.models.char_lm import CharLM
+    from rnncli.nn.quantize import SMALL_LINEAR
 
     model = CharLM(vocab_size=12, embedding_dim=4, cell="lstm", hidden_size=8, num_layers=1)
     counts = int8_modules(quantize(model))
-    assert counts["QuantizedRecurrent"] == 1 and counts["Linear"] == 1 and counts["LSTM"] == 1
+    assert counts["QuantizedRecurrent"] == 1 and counts["LSTM"] == 1 and "Linear" not in counts  # 12 x 8 head
     assert int8_modules(model) == {}
+    big = CharLM(vocab_size=SMALL_LINEAR // 16, embedding_dim=4, cell="lstm", hidden_size=16, num_layers=1)
+    assert int8_modules(quantize(big))["Linear"] == 1  # SMALL_LINEAR weights: quantized, per row
+    assert quantize(big).head.weight().qscheme() == torch.per_channel_affine
 
 
 # --------------------------------------------------------------------------- through the API and CLI
@@ -113,3 +117,23 @@ def test_int8_through_api_and_cli(runs):
     assert result.exit_code == 0 and len(json.loads(result.stdout)["tags"]) == 5
     result = CliRunner().invoke(app, ["generate", str(runs["s2s"]), "--prompt", "go .", "--int8"])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("name", ["cls", "s2s"])
+def test_int8_eval_of_the_other_trained_tasks(runs, name):
+    from rnncli import api
+
+    fp32, int8 = (api.evaluate(str(runs[name]), "val", int8=flag) for flag in (False, True))
+    assert int8["int8"] is True and set(int8) == set(fp32) | {"int8"}
+
+
+@pytest.mark.parametrize("task", ["adding", "copy_memory"])
+def test_int8_eval_of_the_synthetic_tasks(task, tmp_path):
+    from export_helpers import build_task
+
+    _, built = build_task(tmp_path, task, "lstm")
+    built.load_data(None)  # the evaluation splits, as `rnncli eval` loads them
+    fp32 = built.evaluate("val")
+    built.model = quantize(built.model)
+    int8 = built.evaluate("val")
+    assert set(int8) == set(fp32) and int8_modules(built.model)["QuantizedRecurrent"] == 1

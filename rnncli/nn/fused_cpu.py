@@ -16,6 +16,9 @@ pre-activations with the g block doubled and writes the activations back in plac
 Zoneout (any kind) is one more call per step on each side: `zone_forward` picks each unit of h and c
 from the previous state or the step's new values, `zone_backward` splits dh, dc into the new state's
 share and the carry to the previous step (bptt.py `_zone_forward` / `_zone_backward`).
+
+The same extension carries the int8 inference kernels (`int8_linear`, `int8_lstm_step`), whose
+source lives in rnncli/nn/int8_kernels.py: one build, one cache entry.
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ import sys
 import time
 from contextlib import contextmanager
 from typing import Callable
+
+from rnncli.nn import int8_kernels
 
 KINDS = ("lstm", "peephole", "cifg")  # the C++ `kind` 0, 1, 2: the cells' bptt_kind values
 
@@ -240,14 +245,15 @@ def _build():
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
     # keyed by the source: checkouts with different kernels never rebuild (or lock) each other's cache
-    name = "rnncli_fused_cpu_" + hashlib.sha256((_SOURCE + " ".join(flags)).encode()).hexdigest()[:12]
+    source = _SOURCE + int8_kernels.SOURCE  # + the int8 inference kernels (rnncli/nn/int8_kernels.py)
+    name = "rnncli_fused_cpu_" + hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:12]
     compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
     if compiling:
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
                     "~/.cache/torch_extensions)...")
     started = time.perf_counter()
-    functions = ["forward_step", "backward_step", "zone_forward", "zone_backward"]
-    module = load_inline(name, cpp_sources=_SOURCE, functions=functions, extra_cflags=flags, verbose=False)
+    functions = ["forward_step", "backward_step", "zone_forward", "zone_backward", *int8_kernels.FUNCTIONS]
+    module = load_inline(name, cpp_sources=source, functions=functions, extra_cflags=flags, verbose=False)
     if compiling:
         _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
     return module

@@ -43,10 +43,12 @@ from torch import Tensor, nn
 from rnncli.nn import fused_cpu
 from rnncli.nn.bptt import block_permutation, double_candidate
 from rnncli.nn.cells import num_gates
-from rnncli.nn.int8 import Int8Weight
+from rnncli.nn.int8 import SMALL_BATCH, Int8Weight
 from rnncli.nn.onednn import FixedWeight
 from rnncli.nn.regularise import zone
 from rnncli.nn.state import State, StepState, hidden, zero_state
+
+_EMPTY = torch.empty(0)  # an absent tensor argument of the C++ kernels
 
 
 class Stepper:
@@ -157,7 +159,8 @@ def _make_layer(recurrent: nn.Module, k: int, projected: bool, kernels=None,
     fixed = fixed or _fixed
     w_ih, w_hh, b_ih, b_hh = _weights(recurrent, k)
     if kernels is not None:
-        return _FusedLayer(kernels, recurrent, k, w_ih, w_hh, _plus(b_ih, b_hh), projected, fixed)
+        layer = _Int8FusedLayer if fixed is Int8Weight else _FusedLayer  # int8: GEMVs + step in one call
+        return layer(kernels, recurrent, k, w_ih, w_hh, _plus(b_ih, b_hh), projected, fixed)
     cell = recurrent.step_cell(k)
     if recurrent.cell_class.sequence_kind == "scan":  # no W_hh: one matmul, then the sequential step
         return _InputLayer(w_ih, b_ih, cell.pointwise, projected, fixed)
@@ -248,21 +251,25 @@ def _kernel_rows(cell: str, w: Tensor) -> Tensor:
     return double_candidate(cell, w[block_permutation(cell, size, w.device)], size)
 
 
+def _peepholes(recurrent: nn.Module, k: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """The kernels read a peephole cell's (w_ci, w_cf) as one (2, H) block and w_co (H,); other cells: empty."""
+    spec = recurrent.cell_class
+    if not spec.extra_params:
+        return like.new_empty(0), like.new_empty(0)
+    cell = recurrent.step_cell(k)
+    w_ci, w_cf, w_co = (getattr(cell, name).detach() for name in spec.extra_params)
+    return torch.stack((w_ci, w_cf)).contiguous(), w_co.contiguous()
+
+
 class _FusedLayer:
     """A layer through the compiled step: pre = xw + [x |] h @ W^T (+ b) in the kernel's gate
     layout, then one C++ call for gates, cell and output (a snapshot of the weights)."""
 
     def __init__(self, kernels, recurrent: nn.Module, k: int, w_ih, w_hh, bias, projected: bool,
                  fixed=_fixed) -> None:
-        spec = recurrent.cell_class
         self.kernels, self.projected = kernels, projected
-        self.kind = fused_cpu.kind_id(spec.bptt_kind)
-        if spec.extra_params:  # the peepholes: the kernel reads (w_ci, w_cf) as one (2, H) block
-            cell = recurrent.step_cell(k)
-            w_ci, w_cf, w_co = (getattr(cell, name).detach() for name in spec.extra_params)
-            self.w_cif, self.w_co = torch.stack((w_ci, w_cf)).contiguous(), w_co.contiguous()
-        else:  # the kernel does not read them
-            self.w_cif, self.w_co = w_hh.new_empty(0), w_hh.new_empty(0)
+        self.kind = fused_cpu.kind_id(recurrent.cell_class.bptt_kind)
+        self.w_cif, self.w_co = _peepholes(recurrent, k, w_hh)
         weight = w_hh if projected else torch.cat([w_ih, w_hh], dim=1)  # (G*H, [I +] H)
         self.weight = fixed(_kernel_rows(recurrent.cell, weight))
         self.bias = None if projected or bias is None else _kernel_rows(recurrent.cell, bias)
@@ -275,4 +282,20 @@ class _FusedLayer:
             pre = self.weight(torch.cat([x, h], dim=1), self.bias)
         c_new, tanh_c, h_new = torch.empty_like(c), torch.empty_like(c), torch.empty_like(c)
         self.kernels.forward_step(self.kind, pre, c.contiguous(), c_new, tanh_c, h_new, self.w_cif, self.w_co)
+        return h_new, c_new
+
+
+class _Int8FusedLayer(_FusedLayer):
+    """`_FusedLayer` on int8 weights (`Int8Weight`): at small batch the two GEMVs, bias, gates and
+    the c/h update are ONE C++ call (int8_lstm_step, rnncli/nn/int8_kernels.py) with fp32
+    activations; larger batches take `_FusedLayer`'s path (fbgemm's int8 matmul, then the step)."""
+
+    def __call__(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        h, c = state
+        if self.weight.kernels is None or h.shape[0] > SMALL_BATCH:
+            return super().__call__(x, state)
+        add, inputs = (x, _EMPTY) if self.projected else (_EMPTY, x)  # the table row / the layer's input
+        bias = _EMPTY if self.bias is None else self.bias
+        h_new, c_new = self.kernels.int8_lstm_step(self.kind, add, inputs, h, c, self.weight.qweight,
+                                                   self.weight.scale, bias, self.w_cif, self.w_co)
         return h_new, c_new
