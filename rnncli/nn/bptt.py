@@ -29,16 +29,8 @@ g = 2 σ(2x) - 1 = tanh(x) (the CPU's sigmoid is ~2x cheaper than its tanh).
 Variable lengths: `mask` (T, B, 1) bool; at a padded step the state is carried unchanged and the
 step's gate gradients are zero, so the final state is each sequence's last real step.
 
-Zoneout (Krueger et al. 2017; rnncli/nn/regularise.py): `zones` (T, 2, B, H) bool, True where a unit of
-h (row 0) or c (row 1) keeps its previous value at that step (drawn afresh per step), or at evaluation
-the rate z (the expectation, s_t = z s_{t-1} + (1 - z) s_new). After each step's pointwise part:
-
-    forward                                      backward (before the step's pointwise part)
-    c_t = d_c ? c_{t-1} : c_new                  carry = d ⊙ (dh, dc);  (dh, dc) *= 1 - d
-    h_t = d_h ? h_{t-1} : o ⊙ tanh(c_new)        ... step, matmul ...;   (dh, dc) += carry
-
-c_new is kept (the output peephole saw it), the gates saw the zoned state; on the CPU in float32 the
-split is one compiled call per step (rnncli/nn/fused_cpu.py `zone_forward` / `zone_backward`).
+Zoneout: `zones` (T, 2, B, H), or a float rate at evaluation; the equations and the per-step
+closures are in rnncli/nn/bptt_zone.py.
 
 Precision: `compute_dtype` (bfloat16 / float16) is the dtype of the matmul operands only; gates,
 cell state, h and every gradient stay float32 (mixed precision).
@@ -55,6 +47,7 @@ import torch
 from torch import Tensor
 
 from rnncli.nn import fused_cpu, onednn
+from rnncli.nn.bptt_zone import zone_backward, zone_forward
 from rnncli.nn.cells import cell_class, cells_where
 from rnncli.nn.onednn import FixedWeight
 
@@ -140,7 +133,7 @@ class _LSTMFamily(torch.autograd.Function):
         views = _step_views(spec, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         per_step = list(zip(*views, c_t[:-1], c_new.unbind(0), tc_t, h_t[1:]))  # views made once, not per step
-        zone = None if zones is None else _zone_forward(fused, zones, hs, cs, c_new)
+        zone = None if zones is None else zone_forward(fused, zones, hs, cs, c_new)
         for t, args in enumerate(per_step):
             a = args[0]  # (B, G*H): pre-activations, then (in place) activations
             recurrent.add_to(a, h_t[t] if h_mask is None else h_t[t] * h_mask)
@@ -178,7 +171,7 @@ class _LSTMFamily(torch.autograd.Function):
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         through = _StepMatmul(w_hh_mm.t(), batch, low)  # d (B, G*H) -> d W_hh (B, H)
         zoned = ctx.zone_rate is not None or zone_masks is not None
-        unzone = _zone_backward(fused, zone_masks, ctx.zone_rate, dc) if zoned else None
+        unzone = zone_backward(fused, zone_masks, ctx.zone_rate, dc) if zoned else None
         for t in range(steps - 1, -1, -1):
             if not full[t]:
                 keep = mask[t].to(dtype)  # (B, 1)
@@ -239,53 +232,6 @@ def _fused(like: Tensor, low):
     if low is not None or like.dtype != torch.float32 or like.device.type != "cpu":
         return None
     return fused_cpu.kernels()
-
-
-def _zone_forward(fused, zones, hs: Tensor, cs: Tensor, c_new: Tensor):
-    """Zoneout after step t's pointwise part: h_{t+1} = hs[t + 1] and c from c_new[t], or the
-    previous state where the mask keeps it (the expectation for a float rate). zones (T, 2, B, H)."""
-    if isinstance(zones, float):
-        def zone(t):
-            hs[t + 1].lerp_(hs[t], zones)  # (1 - z) new + z old, as regularise.zone
-            torch.lerp(c_new[t], cs[t], zones, out=cs[t + 1])
-    elif fused is not None:  # per-step views made once (indexing per step costs more than the pass)
-        per_step = list(zip(zones.contiguous().unbind(0), hs[:-1].unbind(0), hs[1:].unbind(0), cs[:-1].unbind(0),
-                            c_new.unbind(0), cs[1:].unbind(0)))
-
-        def zone(t):
-            fused.zone_forward(*per_step[t])
-    else:
-        def zone(t):
-            keep_h, keep_c = zones[t]
-            hs[t + 1].copy_(torch.where(keep_h, hs[t], hs[t + 1]))
-            torch.where(keep_c, cs[t], c_new[t], out=cs[t + 1])
-    return zone
-
-
-def _zone_backward(fused, zones: Tensor | None, rate: float | None, like: Tensor):
-    """The reverse of `_zone_forward` for step t: unzone(t, dh, dc, g_prev) scales dh, dc (B, H) in place
-    to the new state's share and returns (g_prev + h's carry, c's carry), the carries going to step t-1."""
-    if rate is not None:
-        def unzone(t, dh, dc, g_prev):
-            carry_h, carry_c = dh * rate, dc * rate
-            dh.mul_(1 - rate), dc.mul_(1 - rate)
-            return (carry_h if g_prev is None else carry_h.add_(g_prev)), carry_c
-    elif fused is not None:
-        keeps, none = zones.contiguous().unbind(0), like.new_empty(0)
-        carry_h, carry_c = torch.empty_like(like), torch.empty_like(like)  # reused: consumed within the step
-
-        def unzone(t, dh, dc, g_prev):
-            fused.zone_backward(keeps[t], dh, dc, none if g_prev is None else g_prev, carry_h, carry_c)
-            return carry_h, carry_c
-    else:
-        keeps = zones.to(like.dtype)  # (T, 2, B, H) 1 where the old value was kept
-
-        def unzone(t, dh, dc, g_prev):
-            keep_h, keep_c = keeps[t]
-            carry_h, carry_c = dh * keep_h, dc * keep_c
-            dh.sub_(carry_h), dc.sub_(carry_c)
-            return (carry_h if g_prev is None else carry_h.add_(g_prev)), carry_c
-    return unzone
 
 
 def _fused_forward(module, spec, peep):

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnncli.nn.recurrent import Recurrent, reverse_padded
+from rnncli.nn.padding import reverse_padded
+from rnncli.nn.recurrent import Recurrent
 
 
 class _Step(nn.Module):

@@ -15,7 +15,7 @@ pre-activations with the g block doubled and writes the activations back in plac
 
 Zoneout (any kind) is one more call per step on each side: `zone_forward` picks each unit of h and c
 from the previous state or the step's new values, `zone_backward` splits dh, dc into the new state's
-share and the carry to the previous step (bptt.py `_zone_forward` / `_zone_backward`).
+share and the carry to the previous step (rnncli/nn/bptt_zone.py).
 
 The same extension carries the int8 inference kernels (`int8_linear`, `int8_lstm_step`), whose
 source lives in rnncli/nn/int8_kernels.py: one build, one cache entry.

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnncli.nn.int8 import Int8Weight
-from rnncli.nn.recurrent import Recurrent, reverse_padded, time_mask
+from rnncli.nn.padding import reverse_padded, time_mask
+from rnncli.nn.recurrent import Recurrent
 from rnncli.nn.state import State, hidden, join_state, keep_where, state_row
 from rnncli.nn.stepper import input_projection, make_layer
 

@@ -57,9 +57,10 @@ from rnncli.nn.activations import activations_repr, is_default
 from rnncli.nn.cells import cell_class, check_ablate, check_cell_activations, check_nonlinearity, make_cell
 from rnncli.nn.impls import IMPLS, check_impl, check_regularisers, impls_for  # noqa: F401 (re-exported)
 from rnncli.nn.init import init_recurrent_
+from rnncli.nn.padding import _all_full, reverse_padded, time_mask  # noqa: F401 (re-exported)
 from rnncli.nn.regularise import dropout_mask, run_cell_regularised, zoneout_masks
 from rnncli.nn.scan import run_scan
-from rnncli.nn.state import State, hidden, join_state, keep_where, lengths_mask, state_row, zero_state
+from rnncli.nn.state import State, hidden, join_state, keep_where, state_row, zero_state
 
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -369,43 +370,6 @@ def run_cell(
         state = keep_where(m_t, cell.recurrent_step(xw_t, state), state)
         outputs.append(hidden(state))
     return torch.stack(outputs) * mask, state  # zero the padded positions
-
-
-def time_mask(lengths: Tensor, steps: int) -> Tensor:
-    """(T, B, 1) bool, True where t < length: `lengths_mask`, time-major."""
-    return lengths_mask(lengths, steps).t().unsqueeze(-1)
-
-
-def reverse_padded(x: Tensor, lengths: Tensor | None, batch_first: bool = True) -> Tensor:
-    """Reverse each sequence within its own length; padding stays at the end. Self-inverse.
-
-    x (B, T, *) if batch_first else (T, B, *); lengths (B,) or None (= plain flip over time).
-        [a b c . .] -> [c b a . .]
-    """
-    time_dim = 1 if batch_first else 0
-    if lengths is None:
-        return x.flip(time_dim)
-    t = torch.arange(x.shape[time_dim], device=x.device).unsqueeze(0)  # (1, T)
-    length = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    index = torch.where(t < length, length - 1 - t, t)  # (B, T)
-    if not batch_first:
-        index = index.t()  # (T, B)
-    index = index.reshape(index.shape + (1,) * (x.dim() - 2)).expand_as(x)
-    return x.gather(time_dim, index)
-
-
-def _all_full(lengths: Tensor | None, batch: int, steps: int) -> bool:
-    """Validate lengths; True when there is no padding (lengths None or all == T)."""
-    if lengths is None:
-        return True
-    if lengths.dim() != 1 or lengths.shape[0] != batch:
-        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
-    lo, hi = int(lengths.min()), int(lengths.max())
-    if lo < 1 or hi > steps:
-        raise ValueError(
-            f"lengths must lie in 1..{steps} (the padded length), got min {lo}, max {hi}"
-        )
-    return lo == steps
 
 
 def autocast_dtype(device_type: str) -> torch.dtype | None:
