@@ -148,3 +148,94 @@ def test_the_compiled_step_saturates_without_nan(cell, monkeypatch):
         results.append(lstm_family_layer(cell, x, h0, c0, *_layer_args(cell, module)))
     assert torch.isfinite(results[0][0]).all() and torch.isfinite(results[0][1]).all()
     torch.testing.assert_close(results[0][0], results[1][0], atol=1e-5, rtol=1e-5)
+
+
+def _compiled_or_skip():
+    kernels = fused_cpu.kernels()
+    if kernels is None:
+        pytest.skip("no C++ compiler here: zoneout_masks draws with torch.rand instead")
+    return kernels
+
+
+def _binomial_bound(n, p, sigmas=6.0):
+    """A tolerance on the mean of n Bernoulli(p) draws: `sigmas` binomial standard deviations."""
+    return sigmas * (p * (1 - p) / n) ** 0.5
+
+
+@pytest.mark.parametrize("z", [0.1, 0.5, 0.9])
+def test_the_compiled_masks_are_bernoulli_z_per_unit_and_step(z):
+    """The compiled draw (fused_cpu.zone_masks): rate z overall and per step, fresh at every step,
+    and no pairing between the two elements one 64-bit hash word feeds (2j, 2j + 1), nor across steps."""
+    _compiled_or_skip()
+    torch.manual_seed(6)
+    state = (torch.zeros(32, 64), torch.zeros(32, 64))
+    keep = zoneout_masks(200, state, z, True)  # (T, 2, B, H) bool
+    assert keep.shape == (200, 2, 32, 64) and keep.dtype == torch.bool
+    d = keep.double()
+    assert abs(d.mean().item() - z) < _binomial_bound(d.numel(), z)
+    per_step = d.flatten(1).mean(1)  # (T,)
+    assert (per_step - z).abs().max().item() < _binomial_bound(d[0].numel(), z)
+    pairs = d.flatten().view(-1, 2)  # the two halves of one hash word
+    assert abs((pairs[:, 0] * pairs[:, 1]).mean().item() - z * z) < _binomial_bound(len(pairs), z * z)
+    consecutive = (d[1:] * d[:-1]).mean().item()  # the same unit at steps t and t + 1
+    assert abs(consecutive - z * z) < _binomial_bound(d[1:].numel(), z * z)
+    assert all(not torch.equal(keep[t], keep[t + 1]) for t in range(199))  # a fresh mask per step
+    assert not torch.equal(keep[:, 0], keep[:, 1])  # h and c drawn apart
+
+
+def test_the_compiled_masks_follow_torchs_seed_and_the_edge_rates():
+    kernels = _compiled_or_skip()
+    state = (torch.zeros(3, 5), torch.zeros(3, 5))
+    draws = []
+    for seed in (7, 7, 8):
+        torch.manual_seed(seed)
+        draws.append(zoneout_masks(9, state, 0.3, True))
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    odd = torch.empty(7, dtype=torch.bool)  # an odd count: the last word feeds one element
+    for z, expected in ((0.0, False), (1.0, True)):
+        kernels.zone_masks(12345, z, odd)
+        assert torch.equal(odd, torch.full((7,), expected))
+
+
+def test_the_torch_fallback_draws_the_same_rate(monkeypatch):
+    """Without the compiled kernels (no compiler, RNNCLI_FUSED_CPU=0) the masks come from torch.rand:
+    the same Bernoulli(z), other bits."""
+    _compiled_or_skip()
+    state = (torch.zeros(16, 32), torch.zeros(16, 32))
+    torch.manual_seed(9)
+    compiled = zoneout_masks(100, state, 0.2, True).double()
+    monkeypatch.setitem(fused_cpu._cache, "module", None)
+    torch.manual_seed(9)
+    fallback = zoneout_masks(100, state, 0.2, True).double()
+    for d in (compiled, fallback):
+        assert abs(d.mean().item() - 0.2) < _binomial_bound(d.numel(), 0.2)
+    assert not torch.equal(compiled, fallback)
+
+
+def test_the_layers_compiled_draws_replayed_in_the_autograd_loop_give_its_gradients(monkeypatch):
+    """float32 on the compiled path end to end: record the masks the layer drew, replay them in the
+    autograd reference loop (rnncli/nn/regularise.py), same outputs and gradients."""
+    _compiled_or_skip()
+    from rnncli.nn import recurrent
+    drawn = []
+
+    def recording(*args):
+        drawn.append(recurrent_zoneout_masks(*args))
+        return drawn[-1]
+    recurrent_zoneout_masks = recurrent.zoneout_masks
+    monkeypatch.setattr(recurrent, "zoneout_masks", recording)
+    torch.manual_seed(10)
+    layer = Recurrent("lstm", 6, 16, zoneout=0.25).train()
+    assert layer.path() == "bptt"
+    x = torch.randn(4, 30, 6)  # (B, T, I), batch_first
+    out, (h, c) = layer(x)
+    assert len(drawn) == 1 and drawn[0].dtype == torch.bool and drawn[0].any()
+    cell = layer.cells[0]
+    ref, (ref_h, ref_c) = run_cell_regularised(cell, True, x.transpose(0, 1), (torch.zeros(4, 16),) * 2,
+                                               None, None, drawn[0])
+    torch.testing.assert_close(out, ref.transpose(0, 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(c[0], ref_c, atol=1e-5, rtol=1e-5)
+    grads = torch.autograd.grad(_weighted([out, c]), list(layer.parameters()))
+    ref_grads = torch.autograd.grad(_weighted([ref.transpose(0, 1), ref_c[None]]), list(layer.parameters()))
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

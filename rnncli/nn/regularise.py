@@ -14,7 +14,9 @@
 Training mode only for the draws; at evaluation recurrent dropout is the identity. A "sequence" is
 one forward call: a char-LM window of truncated BPTT draws a new mask per window.
 The masks are drawn here and handed to the step loops: `run_cell_regularised` (the autograd loop)
-and, for recurrent dropout, the hand-written BPTT (rnncli/nn/bptt.py, `h_mask`).
+and the hand-written BPTT (rnncli/nn/bptt.py, `h_mask` and `zones`), so both paths see the same draws.
+On the CPU the zoneout masks come from a compiled counter-based hash (rnncli/nn/fused_cpu.py
+`zone_masks`) where the kernels are built, else from torch.rand.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn import fused_cpu
 from rnncli.nn.state import State, hidden, keep_where
 
 
@@ -40,8 +43,15 @@ def zoneout_masks(steps: int, state: State, z: float, training: bool) -> Tensor 
     if not training:
         return z
     parts = state if isinstance(state, tuple) else (state,)
-    # rand() < z: measured 6 ms for (100, 2, 32, 256) on 2 CPU cores, bernoulli_(z) into bool 12 ms
-    return torch.rand((steps, len(parts), *parts[0].shape), device=parts[0].device) < z
+    shape = (steps, len(parts), *parts[0].shape)
+    kernels = fused_cpu.kernels() if parts[0].device.type == "cpu" else None
+    if kernels is None:  # rand() < z: 6 ms for (100, 2, 32, 256) on 2 CPU cores (bernoulli_ into bool: 12)
+        return torch.rand(shape, device=parts[0].device) < z
+    keep = torch.empty(shape, dtype=torch.bool)
+    # the compiled counter-based draw, keyed by 63 bits from torch's generator (so torch.manual_seed /
+    # trainer.seed fix it); the same Bernoulli(z) per unit and step as rand() < z, not the same bits
+    kernels.zone_masks(torch.empty((), dtype=torch.int64).random_().item(), z, keep)
+    return keep
 
 
 def zone(new: State, old: State, d_t: Tensor | float) -> State:
