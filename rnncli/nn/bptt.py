@@ -133,13 +133,11 @@ class _LSTMFamily(torch.autograd.Function):
         views = _step_views(spec, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         per_step = list(zip(*views, c_t[:-1], c_new.unbind(0), tc_t, h_t[1:]))  # views made once, not per step
-        zone = None if zones is None else zone_forward(fused, zones, hs, cs, c_new)
+        zone = None if zones is None else zone_forward(fused, spec, peep, zones, step, hs, cs, c_new)
         for t, args in enumerate(per_step):
             a = args[0]  # (B, G*H): pre-activations, then (in place) activations
             recurrent.add_to(a, h_t[t] if h_mask is None else h_t[t] * h_mask)
-            step(*args)
-            if zone is not None:
-                zone(t)
+            step(*args) if zone is None else zone(t, args)  # zone: the step with zoneout
             if not full[t]:
                 keep = mask[t]  # (B, 1) True at real steps
                 h_t[t + 1].copy_(torch.where(keep, h_t[t + 1], h_t[t]))
@@ -171,23 +169,22 @@ class _LSTMFamily(torch.autograd.Function):
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         through = _StepMatmul(w_hh_mm.t(), batch, low)  # d (B, G*H) -> d W_hh (B, H)
         zoned = ctx.zone_rate is not None or zone_masks is not None
-        unzone = zone_backward(fused, zone_masks, ctx.zone_rate, dc) if zoned else None
+        unzone = zone_backward(fused, spec, peep, zone_masks, ctx.zone_rate, step, dc) if zoned else None
         for t in range(steps - 1, -1, -1):
             if not full[t]:
                 keep = mask[t].to(dtype)  # (B, 1)
                 carry_h, carry_c = dh * (1 - keep), dc * (1 - keep)
                 dh, dc = dh * keep, dc * keep
             g_prev = g_t[t - 1] if t > 0 else None  # dL/dh_{t-1} through the output
-            if unzone is not None:  # dh, dc -> the new state's share; g_prev += h's carry
-                g_prev, carry_zc = unzone(t, dh, dc, g_prev)
-            step(*per_step[t], dh, dc, tmp)
+            if unzone is None:
+                step(*per_step[t], dh, dc, tmp)
+            else:  # the step with zoneout: dc gets c's kept share, g_prev h's
+                g_prev = unzone(t, (*per_step[t], dh, dc, tmp), g_prev)
             if ctx.h_mask is None:
                 dh = through.plus(d_views[0][t], g_prev)  # dL/dh_{t-1}
             else:  # the matmul read h_mask ⊙ h_{t-1}
                 dh = through.plus(d_views[0][t], None).mul_(ctx.h_mask)
                 dh = dh if g_prev is None else dh.add_(g_prev)
-            if unzone is not None:
-                dc = dc.add_(carry_zc)
             if not full[t]:
                 dh = dh + carry_h
                 dc = dc + carry_c
@@ -236,7 +233,7 @@ def _fused(like: Tensor, low):
 
 def _fused_forward(module, spec, peep):
     """The C++ forward step behind the eager step's signature: (*views, c_prev, c, tanh_c, h)."""
-    kid, (w_cif, w_co) = fused_cpu.kind_id(spec.bptt_kind), _peep_or_empty(peep)
+    kid, _, w_cif, w_co = fused_cpu.step_args(spec, peep)
 
     def step(*args):
         module.forward_step(kid, args[0], *args[-4:], w_cif, w_co)
@@ -245,18 +242,11 @@ def _fused_forward(module, spec, peep):
 
 def _fused_backward(module, spec, peep):
     """The C++ backward step: (*views, *d_views, c_prev, tanh_c, dh, dc, tmp)."""
-    kid, (w_cif, w_co) = fused_cpu.kind_id(spec.bptt_kind), _peep_or_empty(peep)
-    n_views = 3 + spec.num_gates  # see _step_views
+    kid, n_views, w_cif, w_co = fused_cpu.step_args(spec, peep)
 
     def step(*args):
         module.backward_step(kid, args[0], args[n_views], args[-5], args[-4], args[-3], args[-2], w_cif, w_co)
     return step
-
-
-def _peep_or_empty(peep) -> tuple[Tensor, Tensor]:
-    if peep is None:
-        return torch.empty(0), torch.empty(0)
-    return peep[0].contiguous(), peep[1].contiguous()
 
 
 def _step_views(spec, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
