@@ -80,7 +80,10 @@ def test_a_kept_unit_is_exactly_its_previous_value():
 
 
 @pytest.mark.parametrize("cell", BPTT_CELLS)
-def test_compiled_zone_kernels_equal_the_eager_ones(cell, monkeypatch):
+@pytest.mark.parametrize("rate", [False, True], ids=["masks", "expectation"])
+def test_compiled_zone_kernels_equal_the_eager_ones(cell, rate, monkeypatch):
+    """float32: the compiled zoned steps (forward_step_zoned / backward_step_zoned), or the compiled step
+    with the eager expectation, against the eager steps, with padding."""
     kernels = fused_cpu.kernels()
     if kernels is None:
         pytest.skip("no C++ compiler here: the eager step runs instead")
@@ -89,6 +92,7 @@ def test_compiled_zone_kernels_equal_the_eager_ones(cell, monkeypatch):
     x = torch.randn(20, 4, 6, requires_grad=True)
     h0, c0 = torch.randn(4, 16, requires_grad=True), torch.randn(4, 16, requires_grad=True)
     mask, zones = time_mask(torch.tensor([20, 13, 20, 5]), 20), torch.rand(20, 2, 4, 16) < 0.3
+    zones = 0.3 if rate else zones
     results = []
     for compiled in (kernels, None):
         monkeypatch.setitem(fused_cpu._cache, "module", compiled)
