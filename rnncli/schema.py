@@ -123,8 +123,14 @@ def _and_no_ablation(applies: dict) -> dict:
     """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty
     (the hand-written BPTT has no ablations: those layers take the autograd loop)."""
     when = applies["when"]
-    return {"when": lambda c: when(c) and not c["model"].get("ablate"),
+    return {"when": lambda c: when(c) and not _ablations(c["model"].get("ablate")),
             "when_text": applies["when_text"] + " and model.ablate is empty"}
+
+
+def _ablations(value) -> list:
+    """model.ablate as given (a name, a list, or unset) without 'none': what is actually ablated."""
+    value = [] if value is None else [value] if isinstance(value, str) else value
+    return [name for name in value if name != "none"]
 
 
 def check_recurrent(model: dict, where: Callable[..., str]) -> None:
