@@ -84,9 +84,9 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "auto", "auto: the cell's fastest path here (bptt for the LSTM family; for cells whose gates read "
-            "only the input, the loop on the CPU, else the scan); bptt: hand-written BPTT; scan: parallel scan over "
-            "time; autograd: plain loop (reference)",
+            "str", "auto", "auto: the cell's fastest path here (bptt for the LSTM family, the scan for cells whose gates "
+            "read only the input); bptt: hand-written BPTT; scan: the scan over time (sequential linear on the "
+            "CPU, parallel log-space elsewhere); autograd: plain loop (reference)",
             choices=IMPLS, renamed={"fused": "bptt"},
             # only cells without a torch kernel have a path to choose (`check_model` checks the pair), and
             # only without ablations (they run the autograd loop)
