@@ -76,7 +76,8 @@ def _input_norm(x: Tensor, weight_ih: Tensor, gain: Tensor, beta: Tensor | None)
     steps, batch, _ = x.shape
     xw = POOL.empty((steps * batch, weight_ih.shape[0]), x)  # (T*B, G)
     torch.mm(x.reshape(steps * batch, -1), weight_ih.t(), out=xw)
-    a, mean, rstd = torch.native_layer_norm(xw, [xw.shape[1]], gain, beta, EPS)
+    a, mean, rstd = POOL.empty(xw.shape, x), x.new_empty((xw.shape[0], 1)), x.new_empty((xw.shape[0], 1))
+    torch.ops.aten.native_layer_norm.out(xw, [xw.shape[1]], gain, beta, EPS, out0=a, out1=mean, out2=rstd)
     return xw, a, mean, rstd
 
 
