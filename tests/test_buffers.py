@@ -47,10 +47,16 @@ def test_a_buffer_saved_for_backward_is_not_reused_until_the_backward_ran():
     assert w.grad.tolist() == [1.0, 2.0, 3.0]
 
 
-def test_small_and_non_cpu_requests_are_plain_allocations():
-    pool = buffers.BufferPool(min_bytes=1 << 20)
-    pool.empty((10,), torch.empty(0))
+def test_small_requests_are_plain_allocations_and_the_pool_stays_within_its_bounds():
+    pool, like = buffers.BufferPool(min_bytes=1 << 10, max_buffers=3, max_bytes=1 << 14), torch.empty(0)
+    pool.empty((10,), like)
     assert len(pool) == 0
+    held = [pool.empty((1024,), like) for _ in range(4)]  # 4 KB each, all in use
+    assert len(pool) == 3 and pool.nbytes() == 3 << 12
+    held += [pool.empty((3000,), like) for _ in range(2)]  # 12 KB each: the oldest give way
+    assert len(pool) == 1 and pool.nbytes() == 12000
+    pool.empty((5000,), like)  # larger than max_bytes: never pooled
+    assert len(pool) == 1
 
 
 def _layer_inputs(kind, seed):
