@@ -5,7 +5,10 @@ outputs, backward and an Adam step. For each size (batch x hidden: 32x256, 64x51
 (100, 400) it times
 
     nn.GRU                      torch's kernel, the baseline
-    mingru scan / minlstm scan  rnncli.nn.Recurrent, impl='scan' (the default for these cells)
+    mingru scan / minlstm scan  rnncli.nn.Recurrent, impl='scan' (what 'auto' runs): on the CPU the
+                                sequential linear scan with its hand-written backward
+    mingru log / minlstm log    the same, with the scan in its parallel log-space form (the form
+                                'auto' runs off the CPU), forced here on the CPU
     mingru loop / minlstm loop  rnncli.nn.Recurrent, impl='autograd' (the sequential reference)
 
 Variants alternate round by round (`--rounds`), so slow drifts of the machine hit all alike; the
@@ -24,17 +27,18 @@ from statistics import median
 import torch
 from torch import nn
 
+from rnncli.nn import scan
 from rnncli.nn.recurrent import Recurrent
 
 EMBEDDING, LAYERS = 64, 2
-VARIANTS = ("nn.GRU", "mingru scan", "mingru loop", "minlstm scan", "minlstm loop")
+VARIANTS = ("nn.GRU", "mingru scan", "mingru log", "mingru loop", "minlstm scan", "minlstm log", "minlstm loop")
 
 
 def build(variant: str, hidden: int) -> nn.Module:
     if variant == "nn.GRU":
         return nn.GRU(EMBEDDING, hidden, LAYERS, batch_first=True)
     cell, path = variant.split()
-    return Recurrent(cell, EMBEDDING, hidden, num_layers=LAYERS, impl="scan" if path == "scan" else "autograd")
+    return Recurrent(cell, EMBEDDING, hidden, num_layers=LAYERS, impl="autograd" if path == "loop" else "scan")
 
 
 def tokens_per_s(model: nn.Module, x: torch.Tensor, steps: int) -> float:
@@ -59,7 +63,9 @@ def measure(batch: int, hidden: int, steps_t: int, rounds: int, steps: int) -> d
     speeds: dict[str, list[float]] = {v: [] for v in VARIANTS}
     for _ in range(rounds):  # alternate: each round times every variant once
         for v in VARIANTS:
+            scan.FORMS["cpu"] = "log" if v.endswith(" log") else "linear"
             speeds[v].append(tokens_per_s(models[v], x, steps))
+    scan.FORMS["cpu"] = "linear"
     return speeds
 
 
@@ -75,7 +81,7 @@ def main() -> None:
     sizes = [(32, 256)] if args.quick else [(32, 256), (64, 512)]
     print(f"2-layer stacks, input {EMBEDDING}, {args.rounds} rounds x {args.steps} steps, "
           f"{torch.get_num_threads()} threads; tokens/s (median), ratio to nn.GRU (median of rounds)")
-    print(f"{'B x H':>9} {'T':>4}  " + "  ".join(f"{v:>22}" for v in VARIANTS))
+    print(f"{'B x H':>9} {'T':>4}  " + "  ".join(f"{v:>20}" for v in VARIANTS))
     for batch, hidden in sizes:
         for steps_t in (100, 400):
             speeds = measure(batch, hidden, steps_t, args.rounds, args.steps)
@@ -83,8 +89,8 @@ def main() -> None:
             cells = []
             for v in VARIANTS:
                 ratio = median(s / b for s, b in zip(speeds[v], base))
-                cells.append(f"{median(speeds[v]):>12,.0f} ({ratio:4.2f}x)")
-            print(f"{batch:>4} x{hidden:>4} {steps_t:>4}  " + "  ".join(f"{c:>22}" for c in cells), flush=True)
+                cells.append(f"{median(speeds[v]):>10,.0f} ({ratio:5.2f}x)")
+            print(f"{batch:>4} x{hidden:>4} {steps_t:>4}  " + "  ".join(f"{c:>20}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

@@ -84,9 +84,9 @@ def recurrent_model_fields(bidirectional: bool = True) -> dict[str, Field]:
             **_for_cells(lambda c: c.forget_block is not None),
         ),
         "impl": Field(
-            "str", "auto", "auto: the cell's fastest path here (bptt for the LSTM family; for cells whose gates read "
-            "only the input, the loop on the CPU, else the scan); bptt: hand-written BPTT; scan: parallel scan over "
-            "time; autograd: plain loop (reference)",
+            "str", "auto", "auto: the cell's fastest path here (bptt for the LSTM family, the scan for cells whose gates "
+            "read only the input); bptt: hand-written BPTT; scan: the scan over time (sequential linear on the "
+            "CPU, parallel log-space elsewhere); autograd: plain loop (reference)",
             choices=IMPLS, renamed={"fused": "bptt"},
             # only cells without a torch kernel have a path to choose (`check_model` checks the pair), and
             # only without ablations (they run the autograd loop)
@@ -123,8 +123,14 @@ def _and_no_ablation(applies: dict) -> dict:
     """`when` / `when_text` of a key that applies as `applies` says and only while model.ablate is empty
     (the hand-written BPTT has no ablations: those layers take the autograd loop)."""
     when = applies["when"]
-    return {"when": lambda c: when(c) and not c["model"].get("ablate"),
+    return {"when": lambda c: when(c) and not _ablations(c["model"].get("ablate")),
             "when_text": applies["when_text"] + " and model.ablate is empty"}
+
+
+def _ablations(value) -> list:
+    """model.ablate as given (a name, a list, or unset) without 'none': what is actually ablated."""
+    value = [] if value is None else [value] if isinstance(value, str) else value
+    return [name for name in value if name != "none"]
 
 
 def check_recurrent(model: dict, where: Callable[..., str]) -> None:

@@ -227,9 +227,9 @@ def test_every_cell_class_declares_every_fact_consistently(cell):
     assert cls.sequence_kind in ("loop", "scan")
     if cls.sequence_kind == "loop":
         assert names == {"weight_ih", "weight_hh", *biases, *cls.extra_params}
-    else:  # gates from the input only: no W_hh, no kernel, state h, and log-space coefficients for the scan
+    else:  # gates from the input only: no W_hh, no kernel, state h, and coefficients for both scan forms
         assert names == {"weight_ih", "bias_ih"} and cls.torch_kernel is None and cls.state_kind == "h"
-        assert not cls.extra_params and callable(cls.log_coefficients)
+        assert not cls.extra_params and callable(cls.log_coefficients) and callable(cls.coefficients)
 
 
 @pytest.mark.parametrize("cell", cells_where(lambda c: c.torch_kernel is not None))

@@ -93,3 +93,40 @@ def test_compare_refuses_to_skip_runs_trained_from_another_config(tmp_path):
     with pytest.raises(RunError, match=r"gru-seed1234 was trained from a different config "
                                        r"\(trainer.lr: 0.01 -> 0.02\); compare into another directory"):
         compare(tiny(tmp_path), ["gru"], seeds=1, overrides=["trainer.lr=0.02"], out_dir=str(out))
+
+
+def test_an_interrupted_run_stops_the_compare_untabulated_and_the_same_command_resumes_it(tmp_path, monkeypatch):
+    from rnncli.training import run_state, trainer
+
+    class AskedToStop(run_state.StopOnSignal):  # as if Ctrl-C / SIGTERM came during the first step
+        def __init__(self):
+            super().__init__()
+            self.requested = True
+
+    config, out, seen = tiny(tmp_path), tmp_path / "cmp", []
+    monkeypatch.setattr(trainer, "StopOnSignal", AskedToStop)
+    result = compare(config, ["rnn", "gru"], seeds=1, out_dir=str(out), on_run=lambda n, s: seen.append((n, s)))
+    assert seen == [("rnn-seed1234", "interrupted")]  # gru never started
+    assert result["interrupted"] == "rnn-seed1234" and "summary" not in result
+    assert (out / "runs" / "rnn-seed1234" / "last.pt").exists() and not (out / "runs" / "gru-seed1234").exists()
+    assert "rnn-seed1234" not in json.loads((out / "results.json").read_text() if (out / "results.json").exists()
+                                            else "{}")
+    cli = CliRunner().invoke(app, ["compare", config, "--cells", "rnn,gru", "--seeds", "1", "--dir", str(out), "-q"])
+    assert cli.exit_code == 130 and "Run the same command again" in cli.output
+    monkeypatch.undo()
+    seen.clear()
+    result = compare(config, ["rnn", "gru"], seeds=1, out_dir=str(out), on_run=lambda n, s: seen.append((n, s)))
+    assert seen == [("rnn-seed1234", "resumed"), ("gru-seed1234", "trained")]
+    assert [r["steps"] for r in result["runs"]] == [4, 4]
+
+
+def test_vary_ablate_none_resumes_into_the_same_directory(tmp_path):
+    """'none' resolves to the unablated cell, whose saved config then reads back the same (model.impl)."""
+    cfg = synthetic_config(tmp_path, "adding", max_steps=2, val_every=2)
+    cfg["data"]["T"], cfg["model"]["cell"] = 6, "peephole_lstm"
+    config, out = str(write_config(tmp_path, cfg)), tmp_path / "cmp"
+    compare(config, seeds=1, out_dir=str(out), vary="model.ablate=none")
+    (out / "results.json").write_text("{}")
+    seen = []
+    compare(config, seeds=1, out_dir=str(out), vary="model.ablate=none", on_run=lambda n, s: seen.append((n, s)))
+    assert seen == [("none-seed1234", "resumed")]

@@ -1,5 +1,6 @@
-"""minGRU / minLSTM: the parallel log-space scan equals the sequential loop (float64), gradcheck,
-padding, the one-token stepper, mixed precision and the config rules for model.impl."""
+"""minGRU / minLSTM: both forms of the scan (the CPU's sequential linear scan with its hand-written
+backward, the parallel log-space scan) equal the sequential loop (float64), gradcheck, padding, the
+one-token stepper, mixed precision and the config rules for model.impl."""
 
 import pytest
 import torch
@@ -9,12 +10,20 @@ from rnncli.errors import ConfigError
 from rnncli.models.char_lm import CharLM
 from rnncli.nn.cells import cells_where, make_cell
 from rnncli.nn.recurrent import Recurrent
-from rnncli.nn.scan import log_scan, run_scan
+from rnncli.nn import scan as scan_module
+from rnncli.nn.scan import linear_scan, log_scan, run_scan
 from rnncli.nn.state import join_state, split_state
 from rnncli.nn.stepper import Stepper
 
 SCAN_CELLS = cells_where(lambda c: c.sequence_kind == "scan")
 EVERY_SCAN_CELL = pytest.mark.parametrize("cell", SCAN_CELLS)
+
+
+@pytest.fixture(params=["linear", "log"])
+def form(request, monkeypatch):
+    """Run the test with the CPU's scan in each form."""
+    monkeypatch.setitem(scan_module.FORMS, "cpu", request.param)
+    return request.param
 
 
 def test_the_scan_cells_are_mingru_and_minlstm():
@@ -35,7 +44,7 @@ def pair(cell: str, **kwargs) -> tuple[Recurrent, Recurrent]:
 
 @EVERY_SCAN_CELL
 @pytest.mark.parametrize("lengths", [None, [7, 3, 1, 5]], ids=["full", "padded"])
-def test_scan_equals_the_loop_stacked_bidirectional(cell, lengths):
+def test_scan_equals_the_loop_stacked_bidirectional(cell, lengths, form):
     scan, loop = pair(cell, num_layers=2, bidirectional=True)
     assert scan.path() == "scan" and loop.path() == "autograd"
     x = torch.randn(4, 7, 3, dtype=torch.float64)
@@ -57,7 +66,7 @@ def test_scan_equals_the_loop_stacked_bidirectional(cell, lengths):
 
 
 @EVERY_SCAN_CELL
-def test_a_padded_sequence_equals_the_same_sequence_alone(cell):
+def test_a_padded_sequence_equals_the_same_sequence_alone(cell, form):
     scan, _ = pair(cell, num_layers=2, bidirectional=True)
     x = torch.randn(2, 6, 3, dtype=torch.float64)
     out, final = scan(x, torch.tensor([6, 4]))
@@ -67,7 +76,7 @@ def test_a_padded_sequence_equals_the_same_sequence_alone(cell):
 
 
 @EVERY_SCAN_CELL
-def test_gradcheck_of_the_scan(cell):
+def test_gradcheck_of_the_scan(cell, form):
     torch.manual_seed(1)
     step_cell = make_cell(cell, 2, 3).double()
     x = torch.randn(5, 2, 2, dtype=torch.float64, requires_grad=True)
@@ -91,6 +100,39 @@ def test_log_scan_is_the_linear_recurrence():
         expected.append(h)
     got = log_scan(a.log(), b.log(), h0)
     torch.testing.assert_close(got, torch.stack(expected), rtol=0, atol=1e-12)
+
+
+def test_linear_scan_and_its_backward_are_the_recurrence_under_autograd():
+    torch.manual_seed(2)
+    a, b = torch.rand(6, 2, 3, dtype=torch.float64), torch.randn(6, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 3, dtype=torch.float64)
+    leaves = [t.clone().requires_grad_() for t in (a, b, h0)]
+    h, expected = leaves[2], []
+    for t in range(6):  # the plain loop, differentiated by autograd
+        h = leaves[0][t] * h + leaves[1][t]
+        expected.append(h)
+    expected = torch.stack(expected)
+    weights = torch.randn(6, 2, 3, dtype=torch.float64)
+    reference = torch.autograd.grad((expected * weights).sum(), leaves)
+    mine = [t.clone().requires_grad_() for t in (a, b, h0)]
+    got = linear_scan(*mine)
+    torch.testing.assert_close(got, expected.detach(), rtol=0, atol=1e-12)
+    for g, r in zip(torch.autograd.grad((got * weights).sum(), mine), reference):
+        torch.testing.assert_close(g, r, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(linear_scan, mine)
+
+
+@EVERY_SCAN_CELL
+def test_coefficients_are_the_exp_of_the_log_coefficients_and_the_step(cell):
+    torch.manual_seed(5)
+    step_cell = make_cell(cell, 2, 3).double()
+    xw = torch.randn(4, 2, step_cell.weight_ih.shape[0], dtype=torch.float64) * 3
+    a, b = step_cell.coefficients(xw)
+    log_a, log_b = step_cell.log_coefficients(xw)
+    torch.testing.assert_close(a, log_a.exp(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(b, log_b.exp(), rtol=1e-12, atol=0)
+    h = torch.randn(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(step_cell.pointwise(xw[0], h), a[0] * h + b[0], rtol=0, atol=1e-12)
 
 
 @EVERY_SCAN_CELL
@@ -125,10 +167,10 @@ def test_bf16_autocast_runs_the_scan_in_float32(cell):
 
 
 @EVERY_SCAN_CELL
-def test_auto_picks_the_loop_on_the_cpu_the_scan_elsewhere_and_the_report_says_so(cell):
+def test_auto_picks_the_scan_linear_on_the_cpu_log_space_elsewhere_and_the_report_says_so(cell):
     model = Recurrent(cell, 3, 4)
-    assert model.path("cpu") == "autograd" and "faster than the parallel scan" in model.paths("cpu")[0][2]
-    assert model.path("cuda") == "scan" and "scan" in model.paths("cuda")[0][1]
+    assert model.path("cpu") == "scan" and "sequential linear scan" in model.paths("cpu")[0][1]
+    assert model.path("cuda") == "scan" and "parallel log-space scan" in model.paths("cuda")[0][1]
     assert model.layer_weights(0)[1] is None  # no W_hh
 
 

@@ -270,6 +270,10 @@ def compare(
     cell_list = None if cells is None else [c.strip() for c in cells.split(",") if c.strip()]
     result = cmp.compare(config, cell_list, seeds, set_, output or out, vary=vary,
                          show_progress=not quiet, on_run=lambda name, status: console.print(f"{name}: {status}"))
+    if "interrupted" in result:
+        print(f"compare interrupted during {result['interrupted']}; finished runs are in {result['dir']}/results.json."
+              f" Run the same command again to resume it and train the rest.", file=sys.stderr, flush=True)
+        raise typer.Exit(EXIT_INTERRUPTED)
     console.print(cmp.render(result))
     console.print(f"saved: {result['dir']}/compare.json, compare.csv, {result['plot']}")
 

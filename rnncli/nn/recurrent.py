@@ -12,16 +12,15 @@
     autograd  the cells' own step (`run_cell`) under plain autograd: the reference path for cells
               without a torch kernel (input projection in one matmul, a loop over the rest)
     scan      cells whose class says `sequence_kind = "scan"` (mingru, minlstm): gates read only the
-              input, so the sequence is one parallel log-space scan over time (`rnncli.nn.scan`)
+              input, so a, b of h_t = a_t ⊙ h_{t-1} + b_t come for all steps at once (`rnncli.nn.scan`):
+              on the CPU a sequential linear scan with a hand-written backward, elsewhere the
+              parallel log-space scan
 
     impl='auto'      torch's kernel where the cell has one (but lstm under bf16 / fp16 autocast on the
                      CPU takes the bptt path: nn.LSTM is slower there), else bptt, else autograd
     impl='bptt'      the hand-written BPTT for any cell with a bptt_kind, lstm included (benchmarks, tests)
     impl='autograd'  the reference loop, for cells without a torch kernel
-    impl='scan'      the parallel scan, for scan cells; 'auto' picks it for them off the CPU. On the CPU
-                     'auto' runs their loop: 1.7-4.9x the scan's training tokens/s at every size
-                     measured (2 cores; benchmarks/min_cells.py): the log-space terms cost more
-                     pointwise work than T small steps, and the CPU gains little from parallel time
+    impl='scan'      the scan, for scan cells; 'auto' picks it for them (benchmarks/min_cells.py)
     gate_activation / activation other than sigmoid / tanh (rnncli/nn/activations.py): the autograd loop
     ablate=(...)     Greff et al.'s ablations (rnncli/nn/cells/ablation.py): the autograd loop, whatever the cell
     recurrent_dropout, zoneout  (rnncli/nn/regularise.py): our cells, never torch's kernel; both run
@@ -59,7 +58,7 @@ from rnncli.nn.impls import IMPLS, check_impl, check_regularisers, impls_for  # 
 from rnncli.nn.init import init_recurrent_
 from rnncli.nn.padding import _all_full, reverse_padded, time_mask  # noqa: F401 (re-exported)
 from rnncli.nn.regularise import dropout_mask, run_cell_regularised, zoneout_masks
-from rnncli.nn.scan import run_scan
+from rnncli.nn.scan import run_scan, scan_form
 from rnncli.nn.state import State, hidden, join_state, keep_where, state_row, zero_state
 
 _TORCH_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
@@ -174,8 +173,8 @@ class Recurrent(nn.Module):
             return "autograd" if self._ln_unavailable(device_type) else "bptt"
         if self.impl != "auto":
             return self.impl
-        if spec.sequence_kind == "scan":  # measured (benchmarks/min_cells.py): on the CPU the loop is faster
-            return "autograd" if device_type == "cpu" else "scan"
+        if spec.sequence_kind == "scan":
+            return "scan"
         if self.torch_kernel is not None:
             low = autocast_dtype(device_type) is not None
             return "bptt" if spec.bptt_kind is not None and low and device_type == "cpu" else "torch"
@@ -198,7 +197,9 @@ class Recurrent(nn.Module):
             return [(layers, "plain autograd loop", self._why_autograd(device_type))]
         if path == "scan":
             why = "model.impl: scan" if self.impl == "scan" else "gates read only the input"
-            return [(layers, "parallel log-space scan over time (rnncli.nn.scan)", why + "; float32 scan")]
+            form = ("sequential linear scan, hand-written backward" if scan_form(device_type) == "linear"
+                    else "parallel log-space scan over time")
+            return [(layers, f"{form} (rnncli.nn.scan)", why + "; float32 scan")]
         if self.bptt_kind in bptt_ln.KINDS:
             why = "custom cell: no torch kernel; fused C++ layer-norm steps" + \
                 ("; model.recurrent_dropout inside it" if self.recurrent_dropout else "")
@@ -225,8 +226,6 @@ class Recurrent(nn.Module):
         spec = self.cell_class
         if self.impl == "autograd":
             return "model.impl: autograd (the reference path)"
-        if spec.sequence_kind == "scan":
-            return "on the CPU the sequential loop trains faster than the parallel scan (benchmarks/min_cells.py)"
         why = []
         if not self.default_activations:
             why.append(f"gate_activation={self.gate_activation}, activation={self.activation}: no kernel "

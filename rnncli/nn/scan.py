@@ -15,6 +15,16 @@ so the whole sequence is one cumsum and one logcumsumexp over time instead of T 
 The h_0 term is added outside the logs, so any initial state works (also negative or zero ones).
 It runs in float32 at least (autocast is switched off for it): log-space sums lose too much in
 bf16 / fp16. `run_scan` has `run_cell`'s contract (rnncli/nn/recurrent.py), padding included.
+
+Two forms of the same scan, chosen by device (`FORMS`):
+
+    log     the parallel log-space scan above (off the CPU): cumsum + logcumsumexp over time
+    linear  on the CPU: a and b for every step at once (one vectorised pass, `cell.coefficients`),
+            then h_t = a_t ⊙ h_{t-1} + b_t as T fused multiply-adds with a hand-written backward
+            (`LinearScan`): dh_{t-1} += a_t ⊙ dh_t, then da = dh ⊙ h_{t-1}, db = dh over all steps.
+            On two cores parallel time gains nothing and the log terms cost more than T tiny steps;
+            this form has no log / exp and records no per-step autograd graph
+            (benchmarks/min_cells.py).
 """
 from __future__ import annotations
 
@@ -35,6 +45,45 @@ def log_scan(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
     return torch.exp(a_star) * h0 + torch.exp(log_sum)
 
 
+class LinearScan(torch.autograd.Function):
+    """h_t = a_t ⊙ h_{t-1} + b_t, t = 1..T, from h0: the sequential form with a hand-written backward.
+
+    a, b (T, B, H), h0 (B, H) -> h (T, B, H). Forward: T multiply-adds, no graph. Backward: the
+    gradient reaching h_t is g_t = dh_t + a_{t+1} ⊙ g_{t+1}; then db_t = g_t, da_t = g_t ⊙ h_{t-1},
+    dh0 = a_1 ⊙ g_1.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        h, prev = torch.empty_like(b), h0
+        for t in range(a.shape[0]):
+            prev = torch.addcmul(b[t], a[t], prev, out=h[t])
+        ctx.save_for_backward(a, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, dh: Tensor):
+        a, h, h0 = ctx.saved_tensors
+        g = dh.clone()  # (T, B, H), becomes the total gradient reaching each h_t
+        for t in range(a.shape[0] - 1, 0, -1):
+            torch.addcmul(g[t - 1], a[t], g[t], out=g[t - 1])
+        h_prev = torch.cat([h0.unsqueeze(0), h[:-1]])
+        return g * h_prev, g, a[0] * g[0]
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    """h_t = a_t ⊙ h_{t-1} + b_t for t = 1..T, from h0: a, b (T, B, H), h0 (B, H) -> h (T, B, H)."""
+    return LinearScan.apply(a, b, h0.expand_as(b[0]).contiguous())
+
+
+FORMS = {"cpu": "linear"}  # device type -> scan form; any other device: "log" (module docstring)
+
+
+def scan_form(device_type: str) -> str:
+    """'linear' or 'log': the form `run_scan` takes on that device."""
+    return FORMS.get(device_type, "log")
+
+
 def run_scan(cell: nn.Module, x: Tensor, state: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Run a scan cell over time: x (T, B, I), h (B, H) -> (outputs (T, B, H), final h (B, H)).
 
@@ -44,6 +93,12 @@ def run_scan(cell: nn.Module, x: Tensor, state: Tensor, mask: Tensor | None = No
     xw = F.linear(x, cell.weight_ih, cell.bias_ih)  # (T, B, G*H), under autocast if it is on
     with torch.autocast(x.device.type, enabled=False):
         xw = xw.float() if xw.dtype in _LOW else xw
+        if scan_form(x.device.type) == "linear":
+            a, b = cell.coefficients(xw)  # each (T, B, H)
+            if mask is not None:
+                a, b = a.masked_fill(~mask, 1.0), b.masked_fill(~mask, 0.0)
+            h = linear_scan(a, b, state.to(xw.dtype))
+            return (h if mask is None else h * mask), h[-1]
         log_a, log_b = cell.log_coefficients(xw)  # each (T, B, H)
         if mask is not None:  # exp(-big) = 0 exactly, and unlike -inf it keeps the gradients finite
             log_a = log_a.masked_fill(~mask, 0.0)

@@ -13,7 +13,8 @@ ablations) or vary="model.hidden_size=64,128".
 
 Runs are sequential. A run already in results.json whose directory still holds best.pt is
 skipped; a run that was interrupted (last.pt but no result) is resumed, so re-running the same
-command finishes what is missing. Every variant gets the same config plus its override (e.g.
+command finishes what is missing. An interrupted run (Ctrl-C, SIGTERM) is never tabulated: the
+compare stops there and returns {"interrupted": run name, "run_dir", "dir"}. Every variant gets the same config plus its override (e.g.
 `model.cell=...`), so the config may only use keys valid for every variant (comparing cells: no
 model.forget_bias, model.nonlinearity).
 """
@@ -95,6 +96,10 @@ def compare(config: str, cells: list[str] | None = None, seeds: int = 3, overrid
     for variant, seed in plan:
         name = run_name(variant, seed)
         status = _train_one(config, list(overrides), variant, seed, runs_dir, results.get(name), show_progress)
+        if status == "interrupted":  # not a result: stop here; the same command resumes this run
+            if on_run is not None:
+                on_run(name, status)
+            return {"interrupted": name, "run_dir": str(runs_dir / name), "dir": str(out)}
         if status != "skipped":
             results[name] = collect(runs_dir / name, variant.split("=", 1)[1], seed)
             results_path.write_text(json.dumps(results, indent=1))
@@ -113,11 +118,11 @@ def _train_one(config: str, overrides: list[str], variant: str, seed: int, runs_
     _check_same_config(run_dir, load_config(config, sets))
     if done is not None and (run_dir / "best.pt").exists():
         return "skipped"
-    if (run_dir / "last.pt").exists():
-        api.train(config, sets, resume=str(run_dir), show_progress=show_progress)
-        return "resumed"
-    api.train(config, sets, show_progress=show_progress)
-    return "trained"
+    resume = (run_dir / "last.pt").exists()
+    summary = api.train(config, sets, resume=str(run_dir) if resume else None, show_progress=show_progress)
+    if summary["status"] == "interrupted":
+        return "interrupted"
+    return "resumed" if resume else "trained"
 
 
 def _check_same_config(run_dir: Path, cfg: dict) -> None:

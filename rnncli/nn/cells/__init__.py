@@ -61,7 +61,8 @@ class Cell(Protocol):
     # "loop": a step reads h_{t-1} through weight_hh, so a sequence is a loop over time;
     # "scan": gates read only x_t (weight_hh and bias_hh are None) and the step is linear in h,
     # h_t = a_t ⊙ h_{t-1} + b_t, so a sequence can run as a parallel scan (rnncli/nn/scan.py)
-    # from the cell's `log_coefficients(xw (T, B, G*H)) -> (log a, log b)`, each (T, B, H)
+    # from the cell's `coefficients(xw (T, B, G*H)) -> (a, b)` (the CPU's sequential form) or
+    # `log_coefficients(xw) -> (log a, log b)` (the parallel log-space form), each (T, B, H)
     sequence_kind: ClassVar[str]
     # takes gate_activation / activation (rnncli/nn/activations.py) in place of its σ and tanh
     configurable_activations: ClassVar[bool]

@@ -33,7 +33,7 @@ class MinGRUCell(nn.Module):
     Gate blocks (G = 2) stacked as z, h. Shapes: x_t (B, I); h (B, H); weight_ih (2H, I); bias_ih
     (2H,). No weight_hh / bias_hh: the state enters only through the interpolation. State h; None = 0.
     `pointwise` is the sequential reference (autograd; also the one-token stepper's step);
-    `log_coefficients` feeds the parallel scan, which equals it to float rounding.
+    `coefficients` / `log_coefficients` feed the scan's two forms, which equal it to float rounding.
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -82,6 +82,12 @@ class MinGRUCell(nn.Module):
         k, h_pre = pre.chunk(2, -1)  # each (B, H)
         z = torch.sigmoid(k)
         return state + z * (g(h_pre) - state)  # (1 - z) h + z h̃; mixed dtypes promote (autocast)
+
+    def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
+        """xw (T, B, 2H) -> (a, b), each (T, B, H): h_t = a_t ⊙ h_{t-1} + b_t, a = 1 - z, b = z ⊙ h̃."""
+        k, h_pre = xw.chunk(2, -1)
+        z = torch.sigmoid(k)
+        return 1 - z, z * g(h_pre)
 
     def log_coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
         """xw (T, B, 2H) -> (log a, log b), each (T, B, H): h_t = a_t ⊙ h_{t-1} + b_t."""

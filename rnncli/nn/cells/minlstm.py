@@ -29,7 +29,7 @@ class MinLSTMCell(nn.Module):
     Gate blocks (G = 3) stacked as i, f, h (torch's i, f first). Shapes: x_t (B, I); h (B, H);
     weight_ih (3H, I); bias_ih (3H,). No weight_hh / bias_hh. State h; None = zeros.
     `pointwise` is the sequential reference (autograd; the one-token stepper's step);
-    `log_coefficients` feeds the parallel scan, which equals it to float rounding.
+    `coefficients` / `log_coefficients` feed the scan's two forms, which equal it to float rounding.
     """
 
     # what this cell is: the `Cell` protocol (rnncli/nn/cells/__init__.py) says what each fact means
@@ -77,6 +77,11 @@ class MinLSTMCell(nn.Module):
         """The sequential step after the matmul: pre = xw (B, 3H), h -> new h (B, H)."""
         f_n, i_n = self._normalised_gates(pre)
         return f_n * state + i_n * g(pre.chunk(3, -1)[2])
+
+    def coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
+        """xw (T, B, 3H) -> (a, b), each (T, B, H): h_t = a_t ⊙ h_{t-1} + b_t, a = f', b = i' ⊙ h̃."""
+        f_n, i_n = self._normalised_gates(xw)
+        return f_n, i_n * g(xw.chunk(3, -1)[2])
 
     def log_coefficients(self, xw: Tensor) -> tuple[Tensor, Tensor]:
         """xw (T, B, 3H) -> (log a, log b), each (T, B, H): h_t = a_t ⊙ h_{t-1} + b_t."""
