@@ -44,7 +44,7 @@ class BufferPool:
     def empty(self, shape: tuple[int, ...], like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
         dtype = like.dtype if dtype is None else dtype
         numel = math.prod(shape)
-        size = numel * torch.empty(0, dtype=dtype).element_size()
+        size = numel * dtype.itemsize
         if _use_count is None or like.device.type != "cpu" or not self.min_bytes <= size <= self.max_bytes:
             return torch.empty(shape, dtype=dtype, device=like.device)
         with self._lock:
