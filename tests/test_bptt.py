@@ -233,3 +233,15 @@ def test_fused_cpu_can_be_switched_off(monkeypatch):
     monkeypatch.setenv("RNNCLI_FUSED_CPU", "0")
     monkeypatch.setattr(fused_cpu, "_cache", {})
     assert fused_cpu.kernels() is None
+
+
+def test_the_kernel_cache_name_follows_the_source_the_flags_and_the_environment(monkeypatch):
+    """Two venvs (other torch include paths in the build commands) must not rebuild each other's cache."""
+    from torch.utils import cpp_extension
+
+    name = fused_cpu.build_name("rnncli_fused_cpu_", "source", ["-O3"])
+    assert name == fused_cpu.build_name("rnncli_fused_cpu_", "source", ["-O3"])
+    assert name != fused_cpu.build_name("rnncli_fused_cpu_", "source 2", ["-O3"])
+    assert name != fused_cpu.build_name("rnncli_fused_cpu_", "source", ["-O2"])
+    monkeypatch.setattr(cpp_extension, "include_paths", lambda *a, **k: ["/elsewhere/venv/torch/include"])
+    assert name != fused_cpu.build_name("rnncli_fused_cpu_", "source", ["-O3"])

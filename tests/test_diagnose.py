@@ -11,7 +11,7 @@ from test_synthetic import synthetic_config
 
 from rnncli import api
 from rnncli.errors import RunError
-from rnncli.nn.cells import CELL_NAMES, cell_class
+from rnncli.nn.cells import CELL_NAMES, cell_class, cells_where
 from rnncli.nn.health import gradient_flow, spectra, unroll
 from rnncli.nn.recurrent import Recurrent
 from rnncli.tools.diagnose import diagnose, sparkline
@@ -30,6 +30,18 @@ def test_unroll_reproduces_the_layer_for_every_cell(cell, num_layers, bidirectio
     torch.testing.assert_close(out, rnn(x)[0], rtol=0, atol=1e-10)
     assert len(hs) == num_layers * (2 if bidirectional else 1) and all(len(h) == 7 for h in hs)
     assert bool(gates[0]) == bool(cell_class(cell).sigmoid_gates)
+
+
+@pytest.mark.parametrize("cell", cells_where(lambda c: c.sequence_kind == "loop"))
+def test_unroll_runs_zoneout_as_evaluation_does(cell):
+    """Zoneout's expectation (s = z s_prev + (1 - z) s_new) in the unrolled steps too, as the layer in eval."""
+    torch.manual_seed(0)
+    rnn = Recurrent(cell, 3, 5, 2, bidirectional=True, zoneout=0.4, recurrent_dropout=0.3).eval().double()
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    plain = Recurrent(cell, 3, 5, 2, bidirectional=True, recurrent_dropout=0.3).eval().double()  # same modules
+    plain.load_state_dict(rnn.state_dict())
+    assert (rnn(x)[0] - plain(x)[0]).abs().max() > 1e-3  # zoneout changes the layer's output
+    torch.testing.assert_close(unroll(rnn, x)[0], rnn(x)[0], rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)

@@ -244,9 +244,8 @@ def _build():
     flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    # keyed by the source: checkouts with different kernels never rebuild (or lock) each other's cache
     source = _SOURCE + int8_kernels.SOURCE  # + the int8 inference kernels (rnncli/nn/int8_kernels.py)
-    name = "rnncli_fused_cpu_" + hashlib.sha256((source + " ".join(flags)).encode()).hexdigest()[:12]
+    name = build_name("rnncli_fused_cpu_", source, flags)
     compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
     if compiling:
         _notify[-1]("compiling the fused C++ kernels (once per machine, about a minute; cached in "
@@ -257,6 +256,18 @@ def _build():
     if compiling:
         _notify[-1](f"compiled the fused C++ kernels: done in {time.perf_counter() - started:.0f} s")
     return module
+
+
+def build_name(prefix: str, source: str, flags: list[str]) -> str:
+    """The extension's cache name: `prefix` + a hash of the source, the flags and the include paths.
+    Checkouts with other kernels, and environments with another torch or Python (whose paths the
+    build commands name), each get their own cache, so they never rebuild (or lock) each other's."""
+    import sysconfig
+
+    from torch.utils.cpp_extension import include_paths
+
+    key = "\n".join([source, " ".join(flags), *include_paths(), sysconfig.get_paths()["include"]])
+    return prefix + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def _ninja_on_path() -> None:

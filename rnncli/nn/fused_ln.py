@@ -16,7 +16,6 @@ then runs the cells' autograd loop (rnncli/nn/recurrent.py says so in its fast-p
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -300,7 +299,7 @@ def _build():
     flags = ["-O3", "-ffast-math", "-fopenmp-simd"]
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         flags += ["-mavx2", "-mfma"]
-    name = "rnncli_fused_ln_" + hashlib.sha256((_SOURCE + " ".join(flags)).encode()).hexdigest()[:12]
+    name = fused_cpu.build_name("rnncli_fused_ln_", _SOURCE, flags)
     compiling = not any(f.endswith(".so") for f in os.listdir(_get_build_directory(name, False)))
     say = fused_cpu._notify[-1]
     if compiling:

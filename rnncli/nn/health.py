@@ -13,7 +13,8 @@ for ρ > 1. Gated cells add an additive path (c_t = f ⊙ c_{t-1} + ...) that ca
 torch's kernels (nn.RNN / nn.LSTM / nn.GRU) hide h_t, so `unroll` re-runs the layer with its
 step-level cells (`Recurrent.step_cell`: weights copied) and keeps every h_t as a graph tensor
 whose gradient autograd retains. All sequences in the batch are full length. Gate values come
-from each cell's own `gate_activations` (its sigmoid gates).
+from each cell's own `gate_activations` (its sigmoid gates). As in evaluation, recurrent dropout is
+off and zoneout is its expectation, s_t = z s_{t-1} + (1 - z) s_new (rnncli/nn/regularise.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnncli.nn.regularise import zone
 from rnncli.nn.state import hidden, zero_state
 
 SATURATED_LOW, SATURATED_HIGH = 0.05, 0.95
@@ -58,7 +60,7 @@ def unroll(rnn: nn.Module, x: Tensor) -> tuple[Tensor, list[list[Tensor]], list[
         for direction in range(rnn.num_directions):
             k = layer * rnn.num_directions + direction
             seq = layer_in.flip(0) if direction else layer_in
-            h_list, g = _run_row(rnn.step_cell(k), seq)
+            h_list, g = _run_row(rnn.step_cell(k), seq, float(rnn.zoneout))
             if direction:
                 h_list = h_list[::-1]
                 g = {name: v[::-1] for name, v in g.items()}
@@ -69,13 +71,15 @@ def unroll(rnn: nn.Module, x: Tensor) -> tuple[Tensor, list[list[Tensor]], list[
     return layer_in.transpose(0, 1), hs, gates
 
 
-def _run_row(cell: nn.Module, seq: Tensor) -> tuple[list[Tensor], dict]:
-    """One cell over seq (T, B, I): the T hidden states and the gate values per step."""
+def _run_row(cell: nn.Module, seq: Tensor, zoneout: float = 0.0) -> tuple[list[Tensor], dict]:
+    """One cell over seq (T, B, I): the T hidden states and the gate values per step (zoneout: the
+    evaluation's expectation, as the layer runs it)."""
     state = zero_state(cell.state_kind, (seq.shape[1], cell.hidden_size), seq.device, seq.dtype)
     xw = F.linear(seq, cell.weight_ih, cell.bias_ih)  # (T, B, G*H)
     h_list, gates = [], {}
     for xw_t in xw.unbind(0):
         new = cell.recurrent_step(xw_t, state)
+        new = zone(new, state, zoneout) if zoneout else new
         with torch.no_grad():
             for name, value in cell.gate_activations(xw_t, state, new).items():
                 gates.setdefault(name, []).append(value)
