@@ -18,7 +18,7 @@ h and c, the normalised c with its rstd and tanh(LN(c)) — nothing else. (LN-GR
 all T*B rows with torch's layer norm before the loop and its backward after it: the simpler form,
 already at 0.9x nn.LSTM's speed or above in benchmarks/ln_paths.py.) The large buffers come from
 `POOL` (rnncli/nn/buffers.py), reused from one training step to the next once nothing holds them:
-at 64x512 a fresh 52 MB buffer per step cost page faults worth ~0.2x of nn.LSTM's speed.
+at 64x512 fresh 52 MB buffers every step cost page faults worth 0.07-0.2x of nn.LSTM's speed.
 
 Runs where the compiled kernels do (float32 / float64 on the CPU, no autocast): `unavailable()`
 says why not, and the layer then runs the cells' autograd loop. Variable lengths (`mask` (T, B, 1))
