@@ -9,6 +9,10 @@ per-round ratio to nn.LSTM.
     python benchmarks/ln_paths.py                    # 32x256x2 and 64x512x2
     python benchmarks/ln_paths.py --shape 32x256     # one shape
     python benchmarks/ln_paths.py --autograd         # also the autograd loops (slow)
+    python benchmarks/ln_paths.py --no-pool          # also the BPTT with fresh buffers every step
+
+`--no-pool` times the hand-written BPTT without its buffer pool (rnncli/nn/buffers.py), so each
+step allocates its large buffers afresh as before the pool (page faults and all).
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from statistics import median
 import torch
 from zoo2 import LAYERS, T, VOCAB, Model, tokens_per_s
 
+from rnncli.nn import bptt_ln
+from rnncli.nn.buffers import BufferPool
+
 FAST = {"nn.LSTM": None, "ln_lstm bptt": {"cell": "ln_lstm"}, "ln_gru bptt": {"cell": "ln_gru"}}
 SLOW = {"ln_lstm autograd": {"cell": "ln_lstm", "impl": "autograd"},
         "ln_gru autograd": {"cell": "ln_gru", "impl": "autograd"}}
+NO_POOL = {"ln_lstm (no pool)": {"cell": "ln_lstm"}, "ln_gru (no pool)": {"cell": "ln_gru"}}
+POOLS = {"on": bptt_ln.POOL, "off": BufferPool(min_bytes=1 << 62)}  # "off" pools nothing
 
 
 def measure(batch: int, hidden: int, steps: int, rounds: int, variants: dict) -> list[tuple]:
@@ -32,6 +41,7 @@ def measure(batch: int, hidden: int, steps: int, rounds: int, variants: dict) ->
     runs: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name in variants:
+            bptt_ln.POOL = POOLS["off" if name in NO_POOL else "on"]
             runs[name].append(tokens_per_s(models[name], opts[name], x, y, steps))
     rows = []
     for name in variants:
@@ -47,11 +57,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--shape", action="append", help="BATCHxHIDDEN, e.g. 64x512 (repeatable)")
     parser.add_argument("--autograd", action="store_true", help="also time the autograd loops")
+    parser.add_argument("--no-pool", action="store_true", help="also time the BPTT without its buffer pool")
     args = parser.parse_args()
     shapes = [(32, 256), (64, 512)]
     if args.shape:
         shapes = [tuple(int(v) for v in shape.split("x")) for shape in args.shape]
-    variants = {**FAST, **(SLOW if args.autograd else {})}
+    variants = {**FAST, **(NO_POOL if args.no_pool else {}), **(SLOW if args.autograd else {})}
     print(f"{'shape':>10}  {'variant':<18} {'path':>8} {'tokens/s':>10}  ratio to nn.LSTM")
     for b, h in shapes:
         for shape, name, path, tps, ratio in measure(b, h, args.steps, args.rounds, variants):

@@ -19,10 +19,12 @@ SCAN_CELLS = cells_where(lambda c: c.sequence_kind == "scan")
 EVERY_SCAN_CELL = pytest.mark.parametrize("cell", SCAN_CELLS)
 
 
-@pytest.fixture(params=["linear", "log"])
+@pytest.fixture(params=["linear", "linear in chunks", "log"])
 def form(request, monkeypatch):
-    """Run the test with the CPU's scan in each form."""
-    monkeypatch.setitem(scan_module.FORMS, "cpu", request.param)
+    """Run the test with the CPU's scan in each form (chunks: 1-2 steps each, so chunks meet mid-sequence)."""
+    monkeypatch.setitem(scan_module.FORMS, "cpu", request.param.split()[0])
+    if request.param == "linear in chunks":
+        monkeypatch.setattr(scan_module, "CHUNK_ELEMENTS", 12)
     return request.param
 
 

@@ -16,7 +16,9 @@ compiled pointwise call per step (rnncli/nn/fused_ln.py):
 Saved for the backward: the normalised rows of XW and HW_t with their rstd, the gate activations,
 h and c, the normalised c with its rstd and tanh(LN(c)) — nothing else. (LN-GRU runs LN_ih once for
 all T*B rows with torch's layer norm before the loop and its backward after it: the simpler form,
-already at 0.9x nn.LSTM's speed or above in benchmarks/ln_paths.py.)
+already at 0.9x nn.LSTM's speed or above in benchmarks/ln_paths.py.) The large buffers come from
+`POOL` (rnncli/nn/buffers.py), reused from one training step to the next once nothing holds them:
+at 64x512 fresh 52 MB buffers every step cost page faults worth 0.07-0.2x of nn.LSTM's speed.
 
 Runs where the compiled kernels do (float32 / float64 on the CPU, no autocast): `unavailable()`
 says why not, and the layer then runs the cells' autograd loop. Variable lengths (`mask` (T, B, 1))
@@ -29,10 +31,12 @@ import torch
 from torch import Tensor
 
 from rnncli.nn import fused_ln
+from rnncli.nn.buffers import BufferPool
 from rnncli.nn.onednn import FixedWeight
 
 KINDS = ("ln_lstm", "ln_gru")  # the cells' bptt_kind values this module runs
 EPS = 1e-5  # the cells' (F.layer_norm's default)
+POOL = BufferPool()  # the large (T, B, G) and (T, B, H) buffers, reused across training steps when free
 
 
 def unavailable(device_type: str, dtype: torch.dtype, autocast: bool) -> str | None:
@@ -72,8 +76,10 @@ def ln_layer(kind: str, x: Tensor, state, weight_ih: Tensor, weight_hh: Tensor, 
 def _input_norm(x: Tensor, weight_ih: Tensor, gain: Tensor, beta: Tensor | None):
     """XW = X W_ih^T and LN_ih(XW) for all T*B rows: (xw (T*B, G), a (T*B, G), mean, rstd)."""
     steps, batch, _ = x.shape
-    xw = torch.mm(x.reshape(steps * batch, -1), weight_ih.t())  # (T*B, G)
-    a, mean, rstd = torch.native_layer_norm(xw, [xw.shape[1]], gain, beta, EPS)
+    xw = POOL.empty((steps * batch, weight_ih.shape[0]), x)  # (T*B, G)
+    torch.mm(x.reshape(steps * batch, -1), weight_ih.t(), out=xw)
+    a, mean, rstd = POOL.empty(xw.shape, x), x.new_empty((xw.shape[0], 1)), x.new_empty((xw.shape[0], 1))
+    torch.ops.aten.native_layer_norm.out(xw, [xw.shape[1]], gain, beta, EPS, out0=a, out1=mean, out2=rstd)
     return xw, a, mean, rstd
 
 
@@ -106,14 +112,16 @@ class _LNLSTM(torch.autograd.Function):
         steps, batch, _ = x.shape
         hidden = w_hh.shape[1]
         x_rows = x.reshape(steps * batch, -1)  # (T*B, I)
-        xw = torch.mm(x_rows, w_ih.t()).view(steps, batch, -1)  # (T, B, 4H); normalised in place below
+        gates = w_ih.shape[0]
+        xw = torch.mm(x_rows, w_ih.t(), out=POOL.empty((steps * batch, gates), x)).view(steps, batch, gates)
+        # xw (T, B, 4H) is normalised in place below
         betas = [b for b in (b_ih, b_hh) if b is not None]
         beta = x.new_empty(0) if not betas else sum(betas[1:], betas[0]).contiguous()  # β_ih + β_hh
-        act, xh = torch.empty_like(xw), torch.empty_like(xw)  # activations i f g o; X̂_hh
+        act, xh = POOL.empty(xw.shape, x), POOL.empty(xw.shape, x)  # activations i f g o; X̂_hh
         rih, rh = x.new_empty((steps, batch)), x.new_empty((steps, batch))  # rstd of each row's LN
-        hs, cs = x.new_empty((steps + 1, batch, hidden)), x.new_empty((steps + 1, batch, hidden))
+        hs, cs = POOL.empty((steps + 1, batch, hidden), x), POOL.empty((steps + 1, batch, hidden), x)
         hs[0], cs[0] = h0, c0
-        ch, tu, rc = torch.empty_like(hs[1:]), torch.empty_like(hs[1:]), x.new_empty((steps, batch))
+        ch, tu, rc = POOL.empty(hs[1:].shape, x), POOL.empty(hs[1:].shape, x), x.new_empty((steps, batch))
         full, recurrent = _full_steps(mask, steps), FixedWeight(w_hh, batch)
         g_ih_, g_hh_, g_c_, b_c_ = g_ih.contiguous(), g_hh.contiguous(), g_c.contiguous(), _empty(b_c, x)
         h_t, c_t = hs.unbind(0), cs.unbind(0)
@@ -139,7 +147,7 @@ class _LNLSTM(torch.autograd.Function):
         grad_hs = torch.zeros_like(hs[1:]) if grad_hs is None else grad_hs.contiguous()
         dc = torch.zeros_like(cs[0]) if grad_c is None else grad_c.clone().contiguous()
         dh = grad_hs[steps - 1].clone()
-        dxw, dhw = torch.empty_like(act), torch.empty_like(act)
+        dxw, dhw = POOL.empty(act.shape, act), POOL.empty(act.shape, act)
         dz, du = act.new_empty((batch, gates)), act.new_empty((batch, gates // 4))  # per-step scratch
         sums = [act.new_zeros(n, dtype=torch.float64) for n in (gates, gates, gates, gates // 4, gates // 4)]
         through, g_ih_, g_hh_, g_c_ = FixedWeight(w_hh.t(), batch), g_ih.contiguous(), g_hh.contiguous(), \
@@ -180,9 +188,9 @@ class _LNGRU(torch.autograd.Function):
         hidden = w_hh.shape[1]
         xw, a, mean, rstd = _input_norm(x, w_ih, g_ih, b_ih)
         a = a.view(steps, batch, -1)  # (T, B, 3H): LN_ih(xw), then the activations r z n
-        hs = x.new_empty((steps + 1, batch, hidden))
+        hs = POOL.empty((steps + 1, batch, hidden), x)
         hs[0] = h0
-        xh, rh = torch.empty_like(a), x.new_empty((steps, batch))
+        xh, rh = POOL.empty(a.shape, x), x.new_empty((steps, batch))
         full, recurrent = _full_steps(mask, steps), FixedWeight(w_hh, batch)
         g_hh_, b_hh_ = g_hh.contiguous(), _empty(b_hh, x)
         h_t = hs.unbind(0)
@@ -204,7 +212,7 @@ class _LNGRU(torch.autograd.Function):
         steps, batch, gates = a.shape
         grad_hs = torch.zeros_like(hs[1:]) if grad_hs is None else grad_hs.contiguous()
         dh = grad_hs[steps - 1].clone()
-        da, db, dhw = torch.empty_like(a), torch.empty_like(a), torch.empty_like(a)
+        da, db, dhw = (POOL.empty(a.shape, a) for _ in range(3))
         through, g_hh_, b_hh_ = FixedWeight(w_hh.t(), batch), g_hh.contiguous(), _empty(b_hh, x)
         per_step = list(zip(a.unbind(0), xh.unbind(0), rh.unbind(0), hs.unbind(0)[:-1], da.unbind(0),
                             db.unbind(0), dhw.unbind(0)))
@@ -225,6 +233,6 @@ class _LNGRU(torch.autograd.Function):
                                                        g_ih, b_ih)
         h_prev = hs[:steps] if h_mask is None else hs[:steps] * h_mask
         dw_hh = torch.mm(dhw.view(rows, gates).t(), h_prev.reshape(rows, -1))
-        dg_hh = (db * xh).view(rows, gates).sum(0)
         db_hh = db.view(rows, gates).sum(0) if ctx.has_beta else None
+        dg_hh = db.mul_(xh).view(rows, gates).sum(0)  # db is scratch: no (T, B, 3H) temporary
         return (None, dx, dh, dw_ih, dw_hh, dg_ih, db_ih, dg_hh, db_hh, None, None)
