@@ -37,7 +37,8 @@ cell state, h and every gradient stay float32 (mixed precision).
 
 On the CPU in float32 the per-step matmul uses a weight packed once for oneDNN (`_StepMatmul`,
 rnncli/nn/onednn.py) and the pointwise step is one compiled C++ call per step where available
-(rnncli/nn/fused_cpu.py); `_forward_step` / `_backward_step` below are the eager form of the same step.
+(rnncli/nn/fused_cpu.py); `forward_step` / `backward_step` (rnncli/nn/bptt_steps.py) are the eager form
+of the same step.
 
 Exactness against the plain autograd loop is proven in tests/test_bptt.py (float64, 1e-6).
 """
@@ -46,7 +47,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnncli.nn import fused_cpu, onednn
+from rnncli.nn import onednn
+from rnncli.nn.bptt_steps import (backward_step, compiled_kernels, forward_step, fused_backward, fused_forward,
+                                   step_views)
 from rnncli.nn.bptt_zone import zone_backward, zone_forward
 from rnncli.nn.cells import cell_class, cells_where
 from rnncli.nn.onednn import FixedWeight
@@ -127,10 +130,10 @@ class _LSTMFamily(torch.autograd.Function):
         c_new = cs[1:] if zones is None else torch.empty_like(tanh_c)  # c before zoneout (T, B, H)
         full = _full_steps(mask, steps)
         peep = None if w_ci is None else (torch.stack((w_ci, w_cf)).to(dtype), w_co.to(dtype))
-        fused = _fused(h0, low)  # the C++ step where it can run, else the eager closure
-        step = _forward_step(spec.bptt_kind, peep) if fused is None else _fused_forward(fused, spec, peep)
+        fused = compiled_kernels(h0, low)  # the C++ step where it can run, else the eager closure
+        step = forward_step(spec.bptt_kind, peep) if fused is None else fused_forward(fused, spec, peep)
         recurrent = _StepMatmul(w_hh_2g, batch, low)  # h (B, H) -> h W_hh^T (B, G*H)
-        views = _step_views(spec, gates, hidden)
+        views = step_views(spec, gates, hidden)
         h_t, c_t, tc_t = hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
         per_step = list(zip(*views, c_t[:-1], c_new.unbind(0), tc_t, h_t[1:]))  # views made once, not per step
         zone = None if zones is None else zone_forward(fused, spec, peep, zones, step, hs, cs, c_new)
@@ -162,9 +165,9 @@ class _LSTMFamily(torch.autograd.Function):
         dh = grad_hs[steps - 1].clone()
         d_pre = torch.empty_like(gates)  # (T, B, G*H) gradients of the pre-activations
         tmp = torch.empty_like(dc)
-        fused = _fused(gates, low)
-        step = _backward_step(spec.bptt_kind, peep) if fused is None else _fused_backward(fused, spec, peep)
-        views, d_views = _step_views(spec, gates, hidden), _step_views(spec, d_pre, hidden)
+        fused = compiled_kernels(gates, low)
+        step = backward_step(spec.bptt_kind, peep) if fused is None else fused_backward(fused, spec, peep)
+        views, d_views = step_views(spec, gates, hidden), step_views(spec, d_pre, hidden)
         c_t, tc_t, g_t = cs.unbind(0), tanh_c.unbind(0), grad_hs.unbind(0)
         per_step = list(zip(*views, *d_views, c_t[:-1], tc_t))
         through = _StepMatmul(w_hh_mm.t(), batch, low)  # d (B, G*H) -> d W_hh (B, H)
@@ -222,131 +225,6 @@ class _StepMatmul:
         y = self._mm(x)
         y = y.float() if self.low else y
         return y if other is None else y.add_(other)
-
-
-def _fused(like: Tensor, low):
-    """The compiled fused-step kernels (rnncli/nn/fused_cpu.py) for float32 CPU tensors, else None."""
-    if low is not None or like.dtype != torch.float32 or like.device.type != "cpu":
-        return None
-    return fused_cpu.kernels()
-
-
-def _fused_forward(module, spec, peep):
-    """The C++ forward step behind the eager step's signature: (*views, c_prev, c, tanh_c, h)."""
-    kid, _, w_cif, w_co = fused_cpu.step_args(spec, peep)
-
-    def step(*args):
-        module.forward_step(kid, args[0], *args[-4:], w_cif, w_co)
-    return step
-
-
-def _fused_backward(module, spec, peep):
-    """The C++ backward step: (*views, *d_views, c_prev, tanh_c, dh, dc, tmp)."""
-    kid, n_views, w_cif, w_co = fused_cpu.step_args(spec, peep)
-
-    def step(*args):
-        module.backward_step(kid, args[0], args[n_views], args[-5], args[-4], args[-3], args[-2], w_cif, w_co)
-    return step
-
-
-def _step_views(spec, buf: Tensor, hidden: int) -> list[tuple[Tensor, ...]]:
-    """Per-step views of a (T, B, G*H) gate buffer, made once (slicing per step costs more than
-    the ops), each a tuple over t: [all, forward-sigmoid block, backward-sigmoid block, gates...].
-
-    Gates are listed in `bptt_gates` order. The forward-sigmoid block runs up to g included (g's
-    rows are doubled), the backward-sigmoid block up to g excluded (g's gradient is tanh's).
-    """
-    h, g_at = hidden, spec.bptt_gates.index("g")
-    blocks = [buf[..., k * h:(k + 1) * h] for k in range(spec.num_gates)]
-    views = [buf, buf[..., :(g_at + 1) * h], buf[..., :g_at * h]] + blocks
-    return [v.unbind(0) for v in views]
-
-
-def _forward_step(kind: str, peep):
-    """The pointwise part of one forward step (a closure per kind keeps the loop free of ifs).
-
-    On entry `a` holds the pre-activations, with the g block doubled (its weights were scaled
-    by 2), so one sigmoid serves every gate: tanh(x) = 2 σ(2x) - 1, and σ is ~2x cheaper.
-    """
-    if kind == "cifg":  # rows [f o g]
-        def step(a, fsig, bsig, f, o, g, c_prev, c, tanh_c, h):
-            fsig.sigmoid_()
-            g.mul_(2).sub_(1)  # tanh of the candidate
-            torch.sub(c_prev, g, out=c)  # c_t = f c + (1 - f) g = g + f (c - g)
-            c.mul_(f).add_(g)
-            torch.tanh(c, out=tanh_c)
-            torch.mul(o, tanh_c, out=h)
-    elif kind == "lstm":  # rows [i f o g]
-        def step(a, fsig, bsig, i, f, o, g, c_prev, c, tanh_c, h):
-            fsig.sigmoid_()
-            g.mul_(2).sub_(1)
-            torch.mul(f, c_prev, out=c)
-            c.addcmul_(i, g)
-            torch.tanh(c, out=tanh_c)
-            torch.mul(o, tanh_c, out=h)
-    else:  # peephole, rows [i f g o]; i, f see c_{t-1}; o sees c_t
-        w_cif, w_co = peep
-        hidden = w_co.shape[0]
-
-        def step(a, fsig, bsig, i, f, g, o, c_prev, c, tanh_c, h):
-            bsig.view(-1, 2, hidden).addcmul_(w_cif, c_prev.unsqueeze(1))
-            fsig.sigmoid_()  # i, f, g
-            g.mul_(2).sub_(1)
-            torch.mul(f, c_prev, out=c)
-            c.addcmul_(i, g)
-            o.addcmul_(w_co, c).sigmoid_()
-            torch.tanh(c, out=tanh_c)
-            torch.mul(o, tanh_c, out=h)
-    return step
-
-
-def _backward_step(kind: str, peep):
-    """One reverse step: write the pre-activation gradients into the d_* views; dc -> dc_{t-1}.
-
-    dh, dc (B, H) hold dL/dh_t and dL/dc_t (the latter from later steps only) on entry.
-    Gradients are with respect to the unscaled pre-activations (g as tanh).
-    """
-    sig_bw = torch.ops.aten.sigmoid_backward.grad_input  # grad * y * (1 - y), one kernel
-    tanh_bw = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y^2), one kernel
-    if kind == "cifg":
-        def step(a, fsig, bsig, f, o, g, d, d_fsig, d_bsig, d_f, d_o, d_g, c_prev, tanh_c, dh, dc, tmp):
-            torch.mul(dh, tanh_c, out=d_o)  # dL/do
-            torch.mul(dh, o, out=tmp)
-            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp))  # through h = o tanh(c)
-            torch.sub(c_prev, g, out=d_f).mul_(dc)  # dL/df = dc (c_{t-1} - g)
-            torch.mul(dc, f, out=d_g)
-            torch.sub(dc, d_g, out=d_g)  # dL/dg = dc (1 - f)
-            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # f, o
-            tanh_bw(d_g, g, grad_input=d_g)
-            dc.mul_(f)  # dc_{t-1} = dc f
-    elif kind == "lstm":
-        def step(a, fsig, bsig, i, f, o, g, d, d_fsig, d_bsig, d_i, d_f, d_o, d_g, c_prev, tanh_c,
-                 dh, dc, tmp):
-            torch.mul(dh, tanh_c, out=d_o)
-            torch.mul(dh, o, out=tmp)
-            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp))
-            torch.mul(dc, g, out=d_i)
-            torch.mul(dc, c_prev, out=d_f)
-            torch.mul(dc, i, out=d_g)
-            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # i, f, o
-            tanh_bw(d_g, g, grad_input=d_g)
-            dc.mul_(f)
-    else:  # peephole
-        w_cif, w_co = peep
-
-        def step(a, fsig, bsig, i, f, g, o, d, d_fsig, d_bsig, d_i, d_f, d_g, d_o, c_prev, tanh_c,
-                 dh, dc, tmp):
-            torch.mul(dh, tanh_c, out=d_o)
-            sig_bw(d_o, o, grad_input=d_o)  # o = σ(... + w_co c_t): d_o feeds dc
-            torch.mul(dh, o, out=tmp)
-            dc.add_(tanh_bw(tmp, tanh_c, grad_input=tmp)).addcmul_(d_o, w_co)
-            torch.mul(dc, g, out=d_i)
-            torch.mul(dc, c_prev, out=d_f)
-            torch.mul(dc, i, out=d_g)
-            sig_bw(d_bsig, bsig, grad_input=d_bsig)  # i, f
-            tanh_bw(d_g, g, grad_input=d_g)
-            dc.mul_(f).addcmul_(d_i, w_cif[0]).addcmul_(d_f, w_cif[1])  # i, f saw c_{t-1}
-    return step
 
 
 def _weight_grads(ctx, d_pre, x_mm, w_ih_mm, hs, cs, c_new, perm, dh0, dc0):
