@@ -290,17 +290,22 @@ def notifying(say: Callable[[str], None]):
 def kernels():
     """The compiled module (forward_step, backward_step, their _zoned variants, zone_masks, the int8
     kernels), or None where it cannot be had."""
-    if "module" in _cache:
-        return _cache["module"]
-    module = None
-    if os.environ.get("RNNCLI_FUSED_CPU", "1") != "0":
-        try:
-            module = _build()
-        except Exception as error:  # no compiler, no headers, a failed build: run the eager step
-            _notify[-1](f"fused CPU kernels unavailable ({type(error).__name__}); using the eager "
-                        f"step (same results, slower)")
-    _cache["module"] = module
-    return module
+    return lazy_build(_cache, _build, "fused CPU kernels unavailable ({error}); using the eager step "
+                                      "(same results, slower)")
+
+
+def lazy_build(cache: dict, build, unavailable: str):
+    """`build()`'s module, built once and kept in `cache`; None when RNNCLI_FUSED_CPU=0 or the build
+    fails (no compiler, no headers), said once through the notifier (`unavailable`, with {error})."""
+    if "module" not in cache:
+        module = None
+        if os.environ.get("RNNCLI_FUSED_CPU", "1") != "0":
+            try:
+                module = build()
+            except Exception as error:  # the caller's eager path runs instead
+                _notify[-1](unavailable.format(error=type(error).__name__))
+        cache["module"] = module
+    return cache["module"]
 
 
 def kind_id(bptt_kind: str) -> int:
@@ -310,7 +315,7 @@ def kind_id(bptt_kind: str) -> int:
 
 def step_args(spec, peep) -> tuple:
     """What the C++ steps take besides the per-step tensors, for a cell class `spec` with a bptt_kind:
-    (kind id, the number of views leading a step's arguments (bptt.py `_step_views`), w_cif, w_co);
+    (kind id, the number of views leading a step's arguments (bptt_steps.py `step_views`), w_cif, w_co);
     `peep` = (w_ci and w_cf stacked, w_co), or None for cells without peepholes (empty tensors)."""
     import torch
 

@@ -278,17 +278,8 @@ _cache: dict = {}
 
 def kernels():
     """The compiled module (the four functions above), or None where it cannot be had."""
-    if "module" in _cache:
-        return _cache["module"]
-    module = None
-    if os.environ.get("RNNCLI_FUSED_CPU", "1") != "0":
-        try:
-            module = _build()
-        except Exception as error:  # no compiler, no headers, a failed build: the autograd loop
-            fused_cpu._notify[-1](f"fused layer-norm kernels unavailable ({type(error).__name__}); the "
-                                  f"layer-normalised cells run their autograd loop (same results, slower)")
-    _cache["module"] = module
-    return module
+    return fused_cpu.lazy_build(_cache, _build, "fused layer-norm kernels unavailable ({error}); the "
+                                "layer-normalised cells run their autograd loop (same results, slower)")
 
 
 def _build():
